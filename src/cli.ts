@@ -1,0 +1,77 @@
+#!/usr/bin/env node
+// The `hostvol` command: flags and environment variables become a Config; `serve` runs the plugin.
+import { Command, Option } from 'commander';
+import { startDaemon, defaults, type Config } from './daemon';
+import { describe } from './errors';
+import { describeOptions } from './options';
+
+const env = process.env;
+
+function serveCommand(): Command {
+  return new Command('serve')
+    .description('serve the Docker volume plugin API on a Unix socket')
+    .addOption(new Option('--socket <path>', 'Unix socket dockerd connects to').env('HOSTVOL_SOCKET').default(defaults.socket))
+    .addOption(new Option('--data-root <dir>', 'where volumes without -o path live').env('HOSTVOL_DATA_ROOT').default(defaults.dataRoot))
+    .addOption(new Option('--state-dir <dir>', 'embedded store and bind mounts').env('HOSTVOL_STATE_DIR').default(defaults.stateDir))
+    .addOption(
+      new Option('--allow-path <dir>', 'a directory -o path= may point into (repeatable; env: HOSTVOL_ALLOW_PATHS, colon-separated)')
+        .argParser((value: string, prev: string[] | undefined) => [...(prev ?? []), value]),
+    )
+    .addOption(
+      new Option('--log-level <level>', 'log level').env('HOSTVOL_LOG_LEVEL').default(defaults.logLevel)
+        .choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']),
+    )
+    .addOption(
+      new Option('--selinux <mode>', 'write SELinux labels for z/Z: auto = when /sys/fs/selinux exists').env('HOSTVOL_SELINUX')
+        .default(defaults.selinux).choices(['auto', 'on', 'off']),
+    )
+    .addOption(
+      new Option('--propagated-mount <dir>', 'managed-plugin mode: bind every volume below this directory').env('HOSTVOL_PROPAGATED_MOUNT'),
+    )
+    .addOption(new Option('--boot-id-file <file>', 'kernel boot id, to drop leases after a reboot').env('HOSTVOL_BOOT_ID_FILE').default(defaults.bootIdFile).hideHelp())
+    .addHelpText('after', `\nDriver options (docker volume create -d hostvol -o key=value):\n  ${describeOptions().join('\n  ')}`)
+    .action(async (flags: Record<string, string | string[] | undefined>) => {
+      const config: Config = {
+        socket: flags.socket as string,
+        dataRoot: flags.dataRoot as string,
+        stateDir: flags.stateDir as string,
+        allowPaths: (flags.allowPath as string[] | undefined) ?? (env.HOSTVOL_ALLOW_PATHS ?? '').split(':').filter(Boolean),
+        logLevel: flags.logLevel as string,
+        selinux: flags.selinux as Config['selinux'],
+        propagatedMount: (flags.propagatedMount as string | undefined) || undefined,
+        bootIdFile: flags.bootIdFile as string,
+      };
+      await serve(config);
+    });
+}
+
+async function serve(config: Config): Promise<void> {
+  const daemon = await startDaemon(config).catch((err) => {
+    process.stderr.write(`hostvol: ${describe(err)}\n`);
+    process.exit(1);
+  });
+  const stop = (signal: string) => {
+    daemon.log.info({ signal }, 'shutting down');
+    // A stuck request must not keep the process alive forever.
+    setTimeout(() => process.exit(1), 20_000).unref();
+    daemon.close().then(
+      () => process.exit(0),
+      (err) => {
+        daemon.log.error({ err: describe(err) }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+const program = new Command('hostvol')
+  .description('Docker volume plugin: named volumes as host directories')
+  .version(require('../package.json').version as string)
+  .addCommand(serveCommand());
+
+program.parseAsync(process.argv).catch((err) => {
+  process.stderr.write(`hostvol: ${describe(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,119 @@
+// Wires the pieces together: listen first (managed plugins must answer within ~9.5 s of start),
+// then open the store, recover, and let the requests that arrived meanwhile through.
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import pino, { type Logger } from 'pino';
+import { Driver } from './driver';
+import { describe } from './errors';
+import { createLabeler, type SelinuxMode } from './labels';
+import { closeServer, listenUnix } from './listen';
+import { systemMounter, type Mounter } from './mounter';
+import { Confinement, realLocation } from './paths';
+import { recover } from './recover';
+import { createApp } from './server';
+import { Store } from './store';
+
+export interface Config {
+  socket: string;
+  dataRoot: string;
+  stateDir: string;
+  /** Extra roots for `-o path=`; the data root is always allowed. */
+  allowPaths: string[];
+  logLevel: string;
+  selinux: SelinuxMode;
+  /** Set in managed mode: every volume is bind-mounted below it and Mount returns that path. */
+  propagatedMount?: string;
+  bootIdFile: string;
+}
+
+export const defaults: Config = {
+  socket: '/run/docker/plugins/hostvol.sock',
+  dataRoot: '/var/lib/hostvol/volumes',
+  stateDir: '/var/lib/hostvol',
+  allowPaths: [],
+  logLevel: 'info',
+  selinux: 'auto',
+  bootIdFile: '/proc/sys/kernel/random/boot_id',
+};
+
+export interface Daemon {
+  server: http.Server;
+  ready: Promise<Driver>;
+  log: Logger;
+  close(): Promise<void>;
+}
+
+export async function startDaemon(config: Config, deps: { log?: Logger; mounter?: Mounter } = {}): Promise<Daemon> {
+  const log = deps.log ?? pino({ level: config.logLevel, base: { pid: process.pid } });
+  let resolveReady!: (d: Driver) => void;
+  let rejectReady!: (e: unknown) => void;
+  const ready = new Promise<Driver>((res, rej) => ((resolveReady = res), (rejectReady = rej)));
+  ready.catch(() => undefined); // surfaced through the requests that await it and through start-up
+
+  const server = http.createServer(createApp(ready, log));
+  // Longer than Go's pooled-connection idle time, so Node does not close a connection dockerd is about to reuse.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  await listenUnix(server, config.socket);
+
+  let store: Store | undefined;
+  try {
+    store = new Store(config.stateDir);
+    const driver = await openDriver(config, store, log, deps.mounter ?? systemMounter);
+    resolveReady(driver);
+    log.info(
+      { socket: config.socket, dataRoot: driver.deps.dataRoot, allowPaths: driver.deps.confinement.roots,
+        managed: driver.deps.layout.managed, selinux: driver.deps.labeler.enabled, volumes: driver.volumes.size },
+      'hostvol ready',
+    );
+  } catch (err) {
+    rejectReady(err);
+    store?.close();
+    await closeServer(server);
+    throw err;
+  }
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      await closeServer(server);
+      await (await ready).idle();
+      store?.close();
+      log.info('hostvol stopped');
+    })());
+  return { server, ready, log, close };
+}
+
+async function openDriver(config: Config, store: Store, log: Logger, mounter: Mounter): Promise<Driver> {
+  fs.mkdirSync(config.dataRoot, { recursive: true, mode: 0o755 });
+  const dataRoot = fs.realpathSync(config.dataRoot);
+  const stateDir = fs.realpathSync(config.stateDir);
+  for (const p of config.allowPaths) {
+    if (!fs.existsSync(p)) log.warn({ path: p }, 'allowed path does not exist (yet)');
+  }
+  const managed = config.propagatedMount !== undefined;
+  const mountsDir = managed ? realLocation(config.propagatedMount!) : path.join(stateDir, 'mounts');
+  fs.mkdirSync(mountsDir, { recursive: true, mode: 0o755 });
+  const driver = new Driver({
+    store,
+    mounter,
+    labeler: createLabeler(config.selinux),
+    log,
+    dataRoot,
+    stateDir,
+    confinement: new Confinement([dataRoot, ...config.allowPaths]),
+    layout: { mountsDir, managed },
+    bootId: readBootId(config.bootIdFile),
+  });
+  await recover(driver);
+  return driver;
+}
+
+function readBootId(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new Error(`cannot read the kernel boot id from ${file}: ${describe(err)}`);
+  }
+}

@@ -1,0 +1,272 @@
+// The volume lifecycle: create, remove, mount, unmount, get, list. Plain TypeScript: it knows
+// volumes, options, paths and leases; the HTTP layer decodes requests and encodes what it returns.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Logger } from 'pino';
+import { ConflictError, HostvolError, NotFoundError, PathError, describe } from './errors';
+import { KeyedLock } from './keyed-lock';
+import type { Labeler } from './labels';
+import type { Mounter } from './mounter';
+import { parseOptions, sameOptions, type VolumeOptions } from './options';
+import { Confinement, firstMissing, isInside, removeTree } from './paths';
+import type { VolumeInfo } from './protocol';
+import type { Store } from './store';
+import * as vol from './volume';
+import type { Volume } from './volume';
+
+export interface DriverDeps {
+  store: Store;
+  mounter: Mounter;
+  labeler: Labeler;
+  log: Logger;
+  /** Real path of the default home of volumes. */
+  dataRoot: string;
+  stateDir: string;
+  /** Where `path` may point; includes the data root. */
+  confinement: Confinement;
+  layout: vol.Layout;
+  bootId: string;
+}
+
+export class Driver {
+  readonly volumes = new Map<string, Volume>();
+  private readonly lock = new KeyedLock();
+
+  constructor(readonly deps: DriverDeps) {}
+
+  get(name: string): VolumeInfo {
+    const v = this.visible(name);
+    const { layout } = this.deps;
+    return { Name: v.name, Mountpoint: vol.mountpoint(v, layout), CreatedAt: v.createdAt, Status: vol.status(v) };
+  }
+
+  list(): { Name: string; Mountpoint: string }[] {
+    const out = [];
+    for (const v of this.volumes.values()) {
+      if (v.state !== 'creating') out.push({ Name: v.name, Mountpoint: vol.mountpoint(v, this.deps.layout) });
+    }
+    return out;
+  }
+
+  /** The current mountpoint: the bind mount only while it exists, the data directory otherwise. */
+  path(name: string): string {
+    const v = this.visible(name);
+    if (!vol.needsBind(v, this.deps.layout)) return v.path;
+    return v.leases.size > 0 ? vol.bindTarget(v, this.deps.layout) : '';
+  }
+
+  create(name: string, rawOpts: Record<string, string> | null | undefined): Promise<void> {
+    vol.checkName(name);
+    const options = parseOptions(name, rawOpts);
+    return this.lock.run(name, async () => {
+      const existing = this.volumes.get(name);
+      if (existing) {
+        // Create must be idempotent: dockerd and API clients repeat it.
+        if (sameOptions(existing.options, options)) return;
+        throw new ConflictError(
+          `volume "${name}" already exists with options ${JSON.stringify(existing.options)}; ` +
+            'remove it first, or create it again with the same options',
+        );
+      }
+      const v = this.reserve(name, options);
+      try {
+        await this.prepare(v);
+        this.deps.store.setState(name, 'ready');
+        v.state = 'ready';
+      } catch (err) {
+        await this.undoCreate(v);
+        throw err instanceof HostvolError ? err : new HostvolError(`volume "${name}": create failed: ${describe(err)}`);
+      }
+      this.deps.log.info({ volume: name, path: v.path, options }, 'volume created');
+    });
+  }
+
+  mount(name: string, id: string): Promise<string> {
+    return this.lock.run(name, async () => {
+      const v = this.visible(name);
+      const { layout, store, bootId } = this.deps;
+      const count = v.leases.get(id) ?? 0;
+      if (count === 0 && v.options.label === 'Z' && v.leases.size > 0) {
+        throw new ConflictError(
+          `volume "${name}" is single-writer (option Z) and is already mounted by another container; ` +
+            'stop that container first, or use a volume without Z',
+        );
+      }
+      const first = v.leases.size === 0;
+      if (first) await this.provision(v);
+      // Also re-creates a bind mount lost behind our back (crash, dockerd's shutdown unmount).
+      if (vol.needsBind(v, layout) && !this.deps.mounter.isMountPoint(vol.bindTarget(v, layout))) {
+        await this.deps.mounter.bind(v.path, vol.bindTarget(v, layout), v.options.readOnly);
+      }
+      try {
+        store.setLease(name, id, count + 1, bootId);
+      } catch (err) {
+        if (first) await this.releaseBind(v);
+        throw err;
+      }
+      v.leases.set(id, count + 1);
+      this.deps.log.info({ volume: name, id, count: count + 1, mounts: v.leases.size }, 'volume mounted');
+      return vol.mountpoint(v, layout);
+    });
+  }
+
+  unmount(name: string, id: string): Promise<void> {
+    return this.lock.run(name, async () => {
+      const v = this.visible(name);
+      const count = v.leases.get(id);
+      if (count === undefined) {
+        // dockerd retries Unmounts it lost track of; an ID we do not hold is already released.
+        this.deps.log.info({ volume: name, id }, 'unmount of a mount ID that is not active; nothing to do');
+        return;
+      }
+      this.deps.store.setLease(name, id, count - 1, this.deps.bootId);
+      if (count > 1) v.leases.set(id, count - 1);
+      else v.leases.delete(id);
+      this.deps.log.info({ volume: name, id, count: count - 1, mounts: v.leases.size }, 'volume unmounted');
+      // The lease is released even if the bind mount cannot be removed; the next Mount or start retries.
+      if (v.leases.size === 0) await this.releaseBind(v);
+    });
+  }
+
+  remove(name: string): Promise<void> {
+    return this.lock.run(name, async () => {
+      const v = this.visible(name);
+      const { store, log } = this.deps;
+      // dockerd only guards its own containers; other hosts and lost references can still ask.
+      if (v.leases.size > 0) {
+        throw new ConflictError(
+          `volume "${name}" is in use by ${v.leases.size} mount(s); stop the containers using it first`,
+        );
+      }
+      store.setState(name, 'removing');
+      v.state = 'removing';
+      try {
+        await this.discard(v);
+      } catch (err) {
+        store.setState(name, 'ready');
+        v.state = 'ready';
+        throw new HostvolError(`volume "${name}" was not removed: ${describe(err)}`);
+      }
+      log.info({ volume: name, path: v.path, data: vol.onRemove(v) === 'delete' ? 'deleted' : 'kept' }, 'volume removed');
+    });
+  }
+
+  /** Waits for every operation in flight (used at shutdown). */
+  idle(): Promise<void> {
+    return this.lock.idle();
+  }
+
+  /** Deletes what the volume owns (per onremove) and forgets it; also finishes a remove after a crash. */
+  async discard(v: Volume): Promise<void> {
+    if (vol.needsBind(v, this.deps.layout)) await this.deps.mounter.release(vol.bindTarget(v, this.deps.layout));
+    if (vol.onRemove(v) === 'delete') await removeTree(v.path, this.deps.confinement);
+    this.deps.store.deleteVolume(v.name);
+    this.volumes.delete(v.name);
+  }
+
+  /** Undoes a create that failed part-way (or was cut short by a crash): no record, no half-made dir. */
+  async undoCreate(v: Volume): Promise<void> {
+    try {
+      if (v.made) await removeTree(v.made, this.deps.confinement);
+    } catch (err) {
+      this.deps.log.error({ volume: v.name, path: v.made, err: describe(err) }, 'could not remove a half-made volume directory');
+    }
+    this.deps.store.deleteVolume(v.name);
+    this.volumes.delete(v.name);
+  }
+
+  private visible(name: string): Volume {
+    vol.checkName(name);
+    const v = this.volumes.get(name);
+    if (!v || v.state === 'creating') throw new NotFoundError(name);
+    return v;
+  }
+
+  /**
+   * Decides where the volume lives and records the intent, synchronously, so that two concurrent
+   * Creates of different names cannot both claim one directory.
+   */
+  private reserve(name: string, options: VolumeOptions): Volume {
+    const { confinement, dataRoot, store } = this.deps;
+    const real = options.path
+      ? confinement.judge(options.path, `option path of volume "${name}":`)
+      : confinement.judge(path.join(dataRoot, name), `directory of volume "${name}":`);
+    this.checkPlacement(name, real, options);
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.statSync(real);
+    } catch {
+      st = undefined;
+    }
+    if (st && !st.isDirectory()) {
+      throw new PathError(`volume "${name}": ${real} exists and is not a directory; choose another path`);
+    }
+    const v: Volume = {
+      name,
+      path: real,
+      options,
+      createdBy: st ? 'existing' : 'hostvol',
+      createdAt: new Date().toISOString(),
+      state: 'creating',
+      made: st ? null : (firstMissing(real) ?? null),
+      leases: new Map(),
+    };
+    store.insertVolume(vol.toRecord(v));
+    this.volumes.set(name, v);
+    return v;
+  }
+
+  /** Refuses directories that would hold hostvol's own state or another volume's data. */
+  private checkPlacement(name: string, real: string, options: VolumeOptions): void {
+    const { dataRoot, stateDir, confinement, layout } = this.deps;
+    const fail = (why: string) => {
+      throw new PathError(`volume "${name}": ${real} ${why}; choose another path`);
+    };
+    if (isInside(dataRoot, real)) fail("is or contains hostvol's data root");
+    if (isInside(stateDir, real) || (isInside(real, stateDir) && !isInside(real, dataRoot))) {
+      fail("is or overlaps hostvol's state directory");
+    }
+    if (isInside(real, layout.mountsDir) || isInside(layout.mountsDir, real)) fail("overlaps hostvol's mount directory");
+    if (options.onRemove === 'delete' && confinement.isRoot(real)) {
+      fail('is an allowed root, which onremove=delete would erase');
+    }
+    for (const other of this.volumes.values()) {
+      if (isInside(real, other.path) || isInside(other.path, real)) {
+        fail(`is or nests with the directory of volume "${other.name}" (${other.path})`);
+      }
+    }
+  }
+
+  /** Makes the directory and applies ownership, mode and label. */
+  private async prepare(v: Volume): Promise<void> {
+    const { uid, gid, mode, label } = v.options;
+    if (v.createdBy === 'hostvol') await fs.promises.mkdir(v.path, { recursive: true, mode: 0o755 });
+    // A directory hostvol made gets the options; an existing one only what was explicitly given.
+    if (uid !== undefined || gid !== undefined) await fs.promises.chown(v.path, uid ?? -1, gid ?? -1);
+    // chmod after mkdir, so the umask cannot narrow the mode the operator asked for.
+    if (mode !== undefined) await fs.promises.chmod(v.path, mode);
+    if (label) await this.deps.labeler.relabel(v.path);
+  }
+
+  /** Before the first container: the directory must still exist; relabel; bind when needed. */
+  private async provision(v: Volume): Promise<void> {
+    const st = await fs.promises.stat(v.path).catch(() => undefined);
+    if (!st?.isDirectory()) {
+      throw new PathError(
+        `volume "${v.name}": its directory ${v.path} no longer exists (removed outside hostvol?); ` +
+          'recreate the directory, or remove the volume',
+      );
+    }
+    if (v.options.label) await this.deps.labeler.relabel(v.path);
+  }
+
+  private async releaseBind(v: Volume): Promise<void> {
+    if (!vol.needsBind(v, this.deps.layout)) return;
+    const target = vol.bindTarget(v, this.deps.layout);
+    try {
+      await this.deps.mounter.release(target);
+    } catch (err) {
+      this.deps.log.error({ volume: v.name, target, err: describe(err) }, 'could not remove bind mount; will retry');
+    }
+  }
+}

@@ -1,0 +1,83 @@
+// Bind mounts: a volume's directory made visible (read-only when asked) at another path, and their
+// removal. It shells out to mount(8)/umount(8), which every host and the plugin rootfs carry.
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import { promisify } from 'node:util';
+import { isInside } from './paths';
+
+const run = promisify(execFile);
+
+export interface Mounter {
+  bind(source: string, target: string, readOnly: boolean): Promise<void>;
+  /** Unmounts `target` if it is a mount point and removes the (then empty) directory. */
+  release(target: string): Promise<void>;
+  /** Mount points strictly below `dir`, deepest first. */
+  mountsUnder(dir: string): string[];
+  isMountPoint(target: string): boolean;
+}
+
+async function cmd(file: string, args: string[]): Promise<void> {
+  try {
+    await run(file, args, { timeout: 30_000 });
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`${file} ${args.join(' ')}: ${(e.stderr || e.message).trim()}`);
+  }
+}
+
+/** Mount points listed in /proc/self/mountinfo (field 5, with the kernel's octal escapes undone). */
+export function mountPoints(): string[] {
+  const text = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    const field = line.split(' ')[4];
+    if (field) out.push(field.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
+  }
+  return out;
+}
+
+export const systemMounter: Mounter = {
+  async bind(source, target, readOnly) {
+    fs.mkdirSync(target, { recursive: true, mode: 0o755 });
+    // A leftover mount here (failed unmount, crash) would be stacked over; clear it first.
+    while (this.isMountPoint(target)) await cmd('umount', [target]);
+    await cmd('mount', ['--bind', source, target]);
+    if (readOnly) {
+      // A bind mount ignores "ro" on creation; the read-only flag needs a remount of the bind.
+      try {
+        await cmd('mount', ['-o', 'remount,bind,ro', target]);
+      } catch (err) {
+        await cmd('umount', [target]).catch(() => undefined);
+        throw err;
+      }
+    }
+  },
+
+  async release(target) {
+    while (this.isMountPoint(target)) {
+      try {
+        await cmd('umount', [target]);
+      } catch (err) {
+        // Busy (a process still has its cwd there): detach it now; the kernel frees it when idle.
+        await cmd('umount', ['-l', target]).catch(() => {
+          throw err;
+        });
+      }
+    }
+    try {
+      fs.rmdirSync(target);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  },
+
+  mountsUnder(dir) {
+    return mountPoints()
+      .filter((m) => m !== dir && isInside(m, dir))
+      .sort((a, b) => b.length - a.length);
+  },
+
+  isMountPoint(target) {
+    return mountPoints().includes(target);
+  },
+};

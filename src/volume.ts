@@ -1,0 +1,88 @@
+// A volume as the driver holds it in memory, how it maps to and from a store record, and the
+// rules derived from its options (where it is mounted, whether its data is deleted on remove).
+import * as path from 'node:path';
+import { InvalidRequestError } from './errors';
+import type { OnRemove, VolumeOptions } from './options';
+import type { LeaseRecord, RecordState, VolumeRecord } from './store';
+
+export interface Volume {
+  name: string;
+  /** Real path of the data directory. */
+  path: string;
+  options: VolumeOptions;
+  createdBy: VolumeRecord['createdBy'];
+  createdAt: string;
+  state: RecordState;
+  made: string | null;
+  /** Active Mount IDs and how many times each is mounted (dockerd mounts one ID twice for docker cp). */
+  leases: Map<string, number>;
+}
+
+/** Where bind mounts go: `<state-dir>/mounts` for a host service, the propagated mount when managed. */
+export interface Layout {
+  mountsDir: string;
+  /** Managed plugins must hand dockerd paths under their propagated mount, so every volume is bound. */
+  managed: boolean;
+}
+
+// Docker's own rule for local volumes, with a length cap: no "..", "/", NUL or empty names.
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
+
+export function checkName(name: string): void {
+  if (name === '') throw new InvalidRequestError('volume name is empty');
+  if (!NAME.test(name)) {
+    const shown = JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name);
+    throw new InvalidRequestError(
+      `invalid volume name ${shown}: use 1 to 255 characters from [A-Za-z0-9_.-], starting with a letter or digit`,
+    );
+  }
+}
+
+export function needsBind(v: Volume, layout: Layout): boolean {
+  return layout.managed || v.options.readOnly;
+}
+
+export function bindTarget(v: Volume, layout: Layout): string {
+  return path.join(layout.mountsDir, v.name);
+}
+
+/** The path dockerd bind-mounts into containers. */
+export function mountpoint(v: Volume, layout: Layout): string {
+  return needsBind(v, layout) ? bindTarget(v, layout) : v.path;
+}
+
+/** Data hostvol made is deleted by default; data that was there before is kept. */
+export function onRemove(v: Volume): OnRemove {
+  return v.options.onRemove ?? (v.createdBy === 'hostvol' ? 'delete' : 'keep');
+}
+
+/** What `docker volume inspect` shows under Status. */
+export function status(v: Volume): Record<string, unknown> {
+  return {
+    path: v.path,
+    options: v.options.mode === undefined ? v.options : { ...v.options, mode: `0${v.options.mode.toString(8)}` },
+    mounts: v.leases.size,
+    readOnly: v.options.readOnly,
+    label: v.options.label ?? '',
+    createdBy: v.createdBy,
+    onRemove: onRemove(v),
+  };
+}
+
+export function toRecord(v: Volume): VolumeRecord {
+  const { name, path: p, createdBy, createdAt, state, made } = v;
+  return { name, path: p, options: JSON.stringify(v.options), createdBy, createdAt, state, made };
+}
+
+export function fromRecord(rec: VolumeRecord, leases: LeaseRecord[]): Volume {
+  return {
+    name: rec.name,
+    path: rec.path,
+    options: JSON.parse(rec.options) as VolumeOptions,
+    createdBy: rec.createdBy,
+    createdAt: rec.createdAt,
+    state: rec.state,
+    made: rec.made,
+    leases: new Map(leases.map((l) => [l.id, l.count])),
+  };
+}
