@@ -1,0 +1,52 @@
+# hostvol: `make run` and `make test` do all set-up on a fresh Debian machine (run as root).
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+VERSION := $(shell node -p 'require("./package.json").version')
+JEST := node_modules/.bin/jest
+RESULTS := .test-results
+
+.PHONY: build run test test-unit test-e2e system-deps engine plugin plugin-enable bench reliability clean
+
+# npm ci only when the lock file changed since the last install (it rebuilds better-sqlite3 from source).
+node_modules/.installed: package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+dist/cli.js: node_modules/.installed tsconfig.json $(shell find src -name '*.ts')
+	node_modules/.bin/tsc -p tsconfig.json
+	chmod +x dist/cli.js
+
+build: dist/cli.js
+
+# setfattr/getfattr write and read SELinux labels for the z/Z options.
+system-deps:
+	@command -v setfattr >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends attr; }
+
+# Serves on the default socket with the embedded store (needs root: /run/docker/plugins, mount(2)).
+run: build system-deps
+	node dist/cli.js serve $(ARGS)
+
+# Docker's engine (Debian docker.io) and busybox for the end-to-end suites.
+engine:
+	bash test/e2e/install-engine.sh
+
+test: build system-deps engine
+	@rm -rf $(RESULTS) && mkdir -p $(RESULTS)
+	$(JEST) --selectProjects unit --json --outputFile=$(RESULTS)/unit.json
+	$(JEST) --selectProjects e2e --runInBand --json --outputFile=$(RESULTS)/e2e.json
+	@node test/summary.js $(RESULTS)/*.json
+
+test-unit: build system-deps
+	$(JEST) --selectProjects unit
+
+test-e2e: build system-deps engine
+	$(JEST) --selectProjects e2e --runInBand
+
+reliability: build system-deps
+	npm run reliability
+
+bench: build system-deps engine
+	npm run bench
+
+clean:
+	rm -rf dist $(RESULTS) plugin/rootfs plugin/config.json
