@@ -33,6 +33,7 @@ engine:
 test: build system-deps engine
 	@rm -rf $(RESULTS) && mkdir -p $(RESULTS)
 	$(JEST) --selectProjects unit --json --outputFile=$(RESULTS)/unit.json
+	$(JEST) --selectProjects reliability --runInBand --json --outputFile=$(RESULTS)/reliability.json
 	$(JEST) --selectProjects e2e --runInBand --json --outputFile=$(RESULTS)/e2e.json
 	@node test/summary.js $(RESULTS)/*.json
 
