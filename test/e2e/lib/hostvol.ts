@@ -1,0 +1,195 @@
+// Runs `hostvol serve` as a legacy plugin of one Engine, inside the engine's mount namespace (harness doc
+// section 4 (b)), so the bind mounts it makes are visible to dockerd. The daemon discovers it at
+// /run/docker/plugins/hostvol.sock, which is <BASE>/plugins/run/hostvol.sock on the host. Its debug log
+// (one JSON line per request) is kept in <BASE>/hostvol.log across restarts and parsed by requests().
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import type { Engine } from './engine';
+import { isAlive, signal, terminate, waitFor } from './proc';
+
+export const REPO = path.resolve(__dirname, '../../..');
+export const CLI_JS = path.join(REPO, 'dist/cli.js');
+export const DRIVER = 'hostvol';
+
+export interface HostvolOptions {
+  /** Extra --allow-path directories (host paths). The data root is always allowed by hostvol itself. */
+  allowPaths?: string[];
+  extraArgs?: string[];
+}
+
+export interface Req {
+  /** Position in the log (0-based, across restarts). */
+  seq: number;
+  route: string;
+  body: any;
+  reply: any;
+}
+
+export class Hostvol {
+  readonly socket: string;
+  readonly dataRoot: string;
+  readonly stateDir: string;
+  /** A directory outside the data root that is passed as --allow-path (for -o path=...). */
+  readonly hostDir: string;
+  readonly logFile: string;
+  pid: number | undefined;
+  starts = 0;
+
+  constructor(
+    readonly engine: Engine,
+    readonly opts: HostvolOptions = {},
+  ) {
+    this.socket = path.join(engine.pluginDirs.run, `${DRIVER}.sock`);
+    this.dataRoot = path.join(engine.base, 'data');
+    this.stateDir = path.join(engine.base, 'state');
+    this.hostDir = path.join(engine.base, 'host');
+    this.logFile = path.join(engine.base, 'hostvol.log');
+  }
+
+  argv(): string[] {
+    const allow = [this.hostDir, ...(this.opts.allowPaths ?? [])].flatMap((p) => ['--allow-path', p]);
+    return [
+      process.execPath, CLI_JS, 'serve', '--socket', `/run/docker/plugins/${DRIVER}.sock`,
+      '--data-root', this.dataRoot, '--state-dir', this.stateDir, ...allow, '--log-level', 'debug',
+      ...(this.opts.extraArgs ?? []),
+    ];
+  }
+
+  async start(): Promise<void> {
+    if (isAlive(this.pid)) throw new Error('hostvol already running');
+    for (const d of [this.dataRoot, this.stateDir, this.hostDir]) fs.mkdirSync(d, { recursive: true });
+    fs.appendFileSync(this.logFile, `{"harness":"start","n":${this.starts + 1},"time":"${new Date().toISOString()}"}\n`);
+    const log = fs.openSync(this.logFile, 'a');
+    const args = [...this.engine.nsenter(false), ...this.argv()];
+    const child = spawn(args[0], args.slice(1), { detached: true, stdio: ['ignore', log, log] });
+    fs.closeSync(log);
+    child.unref();
+    this.pid = child.pid;
+    this.starts++;
+    fs.writeFileSync(path.join(this.engine.base, 'hostvol.pid'), `${child.pid}\n`);
+    // Readiness = something accepts connections on the socket. No request is sent, so the request log
+    // only ever contains what dockerd (or a test) sent.
+    await waitFor('hostvol to listen on its socket', async () => {
+      if (!isAlive(this.pid)) throw new Error(`hostvol exited during start; log tail:\n${this.logTail(30)}`);
+      return connects(this.socket);
+    }, 20_000, 50);
+  }
+
+  /** SIGTERM and wait (SIGKILL after 10 s). Returns true if hostvol exited by itself. */
+  async stop(): Promise<boolean> {
+    const forced = await terminate(this.pid, 10_000);
+    this.pid = undefined;
+    return !forced;
+  }
+
+  /** SIGKILL: no chance to clean up; the socket file stays behind like after a real crash. */
+  async kill(): Promise<void> {
+    signal(this.pid, 'SIGKILL');
+    await waitFor('hostvol to die', () => !isAlive(this.pid), 5000);
+    this.pid = undefined;
+  }
+
+  async restart(how: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
+    if (how === 'SIGKILL') await this.kill();
+    else await this.stop();
+    await this.start();
+  }
+
+  /** Stop and delete the socket (section 6, step 6). Used as the engine finalizer. */
+  async shutdown(): Promise<void> {
+    await this.stop();
+    fs.rmSync(this.socket, { force: true });
+  }
+
+  logTail(lines = 60): string {
+    try {
+      return fs.readFileSync(this.logFile, 'utf8').split('\n').slice(-lines - 1).join('\n');
+    } catch {
+      return '(no hostvol log)';
+    }
+  }
+
+  /** Every request hostvol logged (level debug, msg "request"), in order, across restarts. */
+  requests(): Req[] {
+    let text = '';
+    try {
+      text = fs.readFileSync(this.logFile, 'utf8');
+    } catch {
+      return [];
+    }
+    const out: Req[] = [];
+    for (const line of text.split('\n')) {
+      if (!line.startsWith('{')) continue;
+      let o: any;
+      try {
+        o = JSON.parse(line);
+      } catch {
+        continue;
+      }
+      if (o.msg === 'request' && typeof o.route === 'string') {
+        out.push({ seq: out.length, route: o.route, body: o.body ?? null, reply: o.reply ?? null });
+      }
+    }
+    return out;
+  }
+
+  /** Current log position; pass it to since() to look only at requests made after this point. */
+  mark(): number {
+    return this.requests().length;
+  }
+
+  since(mark: number): Req[] {
+    return this.requests().slice(mark);
+  }
+
+  /** Send a request straight to the plugin socket (bypassing dockerd), e.g. for out-of-band deletes. */
+  call(route: string, body: unknown): Promise<any> {
+    return new Promise((resolve, reject) => {
+      const payload = JSON.stringify(body);
+      const req = http.request(
+        { socketPath: this.socket, path: route, method: 'POST', headers: { 'Content-Length': Buffer.byteLength(payload) } },
+        (res) => {
+          let data = '';
+          res.on('data', (d) => (data += d));
+          res.on('end', () => {
+            try {
+              resolve(JSON.parse(data));
+            } catch {
+              reject(new Error(`${route}: HTTP ${res.statusCode}, non-JSON reply: ${data.slice(0, 200)}`));
+            }
+          });
+        },
+      );
+      req.on('error', reject);
+      req.end(payload);
+    });
+  }
+}
+
+function connects(sock: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(sock);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** Has the plugin been built? (`npm run build` produces dist/cli.js.) */
+export function pluginBuilt(): boolean {
+  return fs.existsSync(CLI_JS);
+}
+
+/** Start hostvol for `engine` and register its shutdown as the engine's last teardown step. */
+export async function startHostvol(engine: Engine, opts: HostvolOptions = {}): Promise<Hostvol> {
+  if (!pluginBuilt()) throw new Error(`${CLI_JS} is missing: run \`npm run build\` before the e2e suite`);
+  const hv = new Hostvol(engine, opts);
+  engine.addFinalizer(() => hv.shutdown());
+  await hv.start();
+  return hv;
+}
