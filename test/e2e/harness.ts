@@ -144,3 +144,28 @@ export const IDLE = ['sh', '-c', 'trap "exit 0" TERM; while :; do sleep 0.2; don
 
 /** Options for every `docker run/create`: never try a registry. */
 export const RUN = ['--pull', 'never'];
+
+// ---------- docker helpers ----------
+
+/** `docker volume inspect NAME`, parsed. */
+export async function inspectVolume(e: Engine, name: string): Promise<any> {
+  return JSON.parse((await e.docker(['volume', 'inspect', name])).stdout)[0];
+}
+
+/** `docker volume ls` rows as "driver name", with optional extra args such as ['-f', 'dangling=true']. */
+export async function volumeRows(e: Engine, extra: string[] = []): Promise<string[]> {
+  const r = await e.docker(['volume', 'ls', ...extra, '--format', '{{.Driver}} {{.Name}}']);
+  return r.stdout.split('\n').filter(Boolean);
+}
+
+/** `docker inspect CONTAINER`, parsed. */
+export async function inspectContainer(e: Engine, name: string): Promise<any> {
+  return JSON.parse((await e.docker(['inspect', '--type', 'container', name])).stdout)[0];
+}
+
+/** Opts as dockerd sends them for "no options": null (CLI 23+) or {} (20.10 CLI). */
+export function noOpts(opts: unknown): boolean {
+  return opts === null || opts === undefined || (typeof opts === 'object' && Object.keys(opts as object).length === 0);
+}
+
+export const HEX64 = /^[0-9a-f]{64}$/;
