@@ -4,6 +4,8 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { mountPoints } from './mountinfo';
+import { isInside } from './paths';
 
 const run = promisify(execFile);
 
@@ -28,6 +30,8 @@ const BATCH = 256;
 /** Labels `dir` and everything below it; symlinks are labelled themselves, never followed. */
 export async function relabelTree(dir: string, label = CONTAINER_FILE_LABEL): Promise<void> {
   const root = await fs.promises.lstat(dir);
+  // Whatever is mounted inside the volume belongs to someone else; bind mounts share st_dev, so ask the mount table.
+  const mounts = new Set(mountPoints().filter((m) => m !== dir && isInside(m, dir)));
   let batch: string[] = [];
   const flush = async () => {
     if (batch.length === 0) return;
@@ -41,10 +45,10 @@ export async function relabelTree(dir: string, label = CONTAINER_FILE_LABEL): Pr
     }
   };
   const walk = async (p: string): Promise<void> => {
+    if (mounts.has(p)) return;
     batch.push(p);
     if (batch.length >= BATCH) await flush();
     const st = await fs.promises.lstat(p);
-    // Stay on the volume's own file system: whatever is mounted inside it belongs to someone else.
     if (!st.isDirectory() || st.dev !== root.dev) return;
     for (const name of await fs.promises.readdir(p)) await walk(path.join(p, name));
   };

@@ -3,6 +3,7 @@
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import { promisify } from 'node:util';
+import { mountPoints } from './mountinfo';
 import { isInside } from './paths';
 
 const run = promisify(execFile);
@@ -23,17 +24,6 @@ async function cmd(file: string, args: string[]): Promise<void> {
     const e = err as { stderr?: string; message: string };
     throw new Error(`${file} ${args.join(' ')}: ${(e.stderr || e.message).trim()}`);
   }
-}
-
-/** Mount points listed in /proc/self/mountinfo (field 5, with the kernel's octal escapes undone). */
-export function mountPoints(): string[] {
-  const text = fs.readFileSync('/proc/self/mountinfo', 'utf8');
-  const out: string[] = [];
-  for (const line of text.split('\n')) {
-    const field = line.split(' ')[4];
-    if (field) out.push(field.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
-  }
-  return out;
 }
 
 export const systemMounter: Mounter = {

@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PathError } from './errors';
+import { mountPoints } from './mountinfo';
 
 /** True when `child` is `root` or lies below it (plain string prefixes would let /data match /database). */
 export function isInside(child: string, root: string): boolean {
@@ -89,6 +90,9 @@ export async function removeTree(dir: string, confinement: Confinement): Promise
     throw new PathError(`refusing to delete ${dir}: it is not a directory strictly inside an allowed path`);
   }
   if (!st.isDirectory()) throw new PathError(`refusing to delete ${dir}: it is not a directory`);
+  // A bind mount of the same file system has the same st_dev, so ask the kernel's mount table.
+  const mounted = mountPoints().find((m) => isInside(m, dir));
+  if (mounted) throw new PathError(`refusing to delete ${dir}: ${mounted} is mounted inside it; unmount it first`);
   await removeEntries(dir, st.dev);
 }
 

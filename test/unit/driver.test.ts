@@ -1,0 +1,188 @@
+// The volume lifecycle over the real socket: create (idempotent, rolled back on failure), options
+// applied on disk, per-ID mount counting, Z single-writer, ro bind mounts, remove and onremove.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { destroy, sandbox, type Sandbox } from './support';
+
+let sb: Sandbox;
+beforeAll(async () => {
+  sb = await sandbox();
+});
+afterAll(() => destroy(sb));
+
+const create = (Name: string, Opts: Record<string, string> | null = null) => sb.call('/VolumeDriver.Create', { Name, Opts });
+const mount = (Name: string, ID: string) => sb.call('/VolumeDriver.Mount', { Name, ID });
+const unmount = (Name: string, ID: string) => sb.call('/VolumeDriver.Unmount', { Name, ID });
+const remove = (Name: string) => sb.call('/VolumeDriver.Remove', { Name });
+const status = async (Name: string) => (await sb.call('/VolumeDriver.Get', { Name })).Volume.Status;
+
+describe('create', () => {
+  test('makes <data-root>/<name> and records who made it', async () => {
+    expect(await create('c1')).toEqual({});
+    expect(fs.statSync(path.join(sb.config.dataRoot, 'c1')).isDirectory()).toBe(true);
+    expect(await status('c1')).toMatchObject({ createdBy: 'hostvol', onRemove: 'delete', mounts: 0, readOnly: false });
+  });
+
+  test('is idempotent with the same options, however they are spelled', async () => {
+    expect(await create('c2', { o: 'ro,z', mode: '750' })).toEqual({});
+    expect(await create('c2', { ro: 'true', z: '', mode: '0750' })).toEqual({});
+  });
+
+  test('refuses the same name with other options, saying so', async () => {
+    expect((await create('c2', { mode: '0700' })).Err).toMatch(/volume "c2" already exists with options .*remove it first/);
+  });
+
+  test('applies uid, gid and mode to a directory it makes', async () => {
+    await create('owned', { uid: '1000', gid: '1001', mode: '0750' });
+    const st = fs.statSync(path.join(sb.config.dataRoot, 'owned'));
+    expect([st.uid, st.gid, st.mode & 0o7777]).toEqual([1000, 1001, 0o750]);
+    expect((await status('owned')).options).toEqual({ readOnly: false, uid: 1000, gid: 1001, mode: '0750' });
+  });
+
+  test('leaves an existing path as it is unless an option is given explicitly', async () => {
+    const dir = path.join(sb.config.dataRoot, 'pre');
+    fs.mkdirSync(dir, { mode: 0o711 });
+    fs.chmodSync(dir, 0o711);
+    await create('pre-a', { path: dir });
+    expect(fs.statSync(dir).mode & 0o777).toBe(0o711);
+    expect(await status('pre-a')).toMatchObject({ createdBy: 'existing', onRemove: 'keep' });
+    await remove('pre-a');
+    await create('pre-b', { path: dir, mode: '0700' });
+    expect(fs.statSync(dir).mode & 0o777).toBe(0o700);
+    await remove('pre-b');
+  });
+
+  test('refuses names that could escape or that Docker would not make', async () => {
+    for (const Name of ['..', '.hidden', 'a/b', '../../etc', 'a\u0000b', 'x'.repeat(256), 'sp ace', 'ünï']) {
+      expect((await create(Name)).Err).toMatch(/invalid volume name/);
+    }
+    expect(fs.readdirSync(sb.config.dataRoot)).not.toContain('..');
+  });
+
+  test('refuses a file where the directory should be, and leaves it alone', async () => {
+    fs.writeFileSync(path.join(sb.config.dataRoot, 'afile'), 'data');
+    expect((await create('afile')).Err).toMatch(/afile exists and is not a directory/);
+    expect(fs.readFileSync(path.join(sb.config.dataRoot, 'afile'), 'utf8')).toBe('data');
+  });
+
+  test('rolls back completely when a step fails (chown of a path on a read-only bind)', async () => {
+    const ro = path.join(sb.config.dataRoot, 'rofs');
+    fs.mkdirSync(ro);
+    require('node:child_process').execFileSync('mount', ['--bind', '-o', 'ro', ro, ro]);
+    try {
+      const reply = await create('rb', { path: path.join(ro, 'deep', 'dir') });
+      expect(reply.Err).toMatch(/volume "rb"/);
+      expect((await sb.call('/VolumeDriver.Get', { Name: 'rb' })).Err).toMatch(/does not exist/);
+      expect(fs.readdirSync(ro)).toEqual([]);
+    } finally {
+      require('node:child_process').execFileSync('umount', [ro]);
+    }
+  });
+
+  test('refuses a path that nests with another volume or holds the data root', async () => {
+    expect((await create('nest', { path: path.join(sb.config.dataRoot, 'c1', 'sub') })).Err).toMatch(/nests with the directory of volume "c1"/);
+    expect((await create('root', { path: sb.config.dataRoot })).Err).toMatch(/data root/);
+  });
+});
+
+describe('mount and unmount count references per Mount ID', () => {
+  test('Mount returns the data directory for a writable volume', async () => {
+    await create('m1');
+    expect(await mount('m1', 'id-a')).toEqual({ Mountpoint: path.join(sb.config.dataRoot, 'm1') });
+    expect(await sb.call('/VolumeDriver.Path', { Name: 'm1' })).toEqual({ Mountpoint: path.join(sb.config.dataRoot, 'm1') });
+  });
+
+  test('a second Mount of the same ID (docker cp) needs two Unmounts', async () => {
+    await mount('m1', 'id-a');
+    await mount('m1', 'id-b');
+    expect((await status('m1')).mounts).toBe(2);
+    await unmount('m1', 'id-a');
+    expect((await status('m1')).mounts).toBe(2);
+    await unmount('m1', 'id-a');
+    expect((await status('m1')).mounts).toBe(1);
+    expect((await remove('m1')).Err).toBe('volume "m1" is in use by 1 mount(s); stop the containers using it first');
+    await unmount('m1', 'id-b');
+    expect((await status('m1')).mounts).toBe(0);
+  });
+
+  test('Unmount of an unknown ID succeeds and changes nothing', async () => {
+    expect(await unmount('m1', 'never-mounted')).toEqual({});
+    expect((await status('m1')).mounts).toBe(0);
+  });
+
+  test('Mount of an unknown volume is an Err naming it', async () => {
+    expect((await mount('ghost', 'x')).Err).toBe('volume "ghost" does not exist in hostvol');
+  });
+
+  test('Z volumes take one writer: a second ID is refused until the first is gone', async () => {
+    await create('solo', { Z: '' });
+    await mount('solo', 'first');
+    expect(await mount('solo', 'first')).toHaveProperty('Mountpoint');
+    expect((await mount('solo', 'second')).Err).toMatch(/volume "solo" is single-writer \(option Z\)/);
+    await unmount('solo', 'first');
+    await unmount('solo', 'first');
+    expect(await mount('solo', 'second')).toHaveProperty('Mountpoint');
+    expect(await status('solo')).toMatchObject({ label: 'Z', mounts: 1 });
+  });
+
+  test('ro volumes are served through a read-only bind mount that the last Unmount removes', async () => {
+    await create('rov', { ro: '' });
+    fs.writeFileSync(path.join(sb.config.dataRoot, 'rov', 'seed'), 'x');
+    const { Mountpoint } = await mount('rov', 'r1');
+    expect(Mountpoint).toBe(path.join(sb.config.stateDir, 'mounts', 'rov'));
+    expect(fs.readFileSync(path.join(Mountpoint, 'seed'), 'utf8')).toBe('x');
+    expect(() => fs.writeFileSync(path.join(Mountpoint, 'new'), 'y')).toThrow(/EROFS/);
+    await mount('rov', 'r2');
+    await unmount('rov', 'r1');
+    expect(() => fs.readdirSync(Mountpoint)).not.toThrow();
+    await unmount('rov', 'r2');
+    expect(fs.existsSync(Mountpoint)).toBe(false);
+    expect((await sb.call('/VolumeDriver.Path', { Name: 'rov' })).Mountpoint).toBe('');
+  });
+
+  test('Mount refuses when the directory vanished behind hostvol\'s back', async () => {
+    await create('gone');
+    fs.rmdirSync(path.join(sb.config.dataRoot, 'gone'));
+    expect((await mount('gone', 'g')).Err).toMatch(/volume "gone": its directory .* no longer exists/);
+  });
+});
+
+describe('remove and onremove', () => {
+  test('a volume hostvol made is deleted with its data by default', async () => {
+    await create('del');
+    fs.mkdirSync(path.join(sb.config.dataRoot, 'del', 'a', 'b'), { recursive: true });
+    expect(await remove('del')).toEqual({});
+    expect(fs.existsSync(path.join(sb.config.dataRoot, 'del'))).toBe(false);
+    expect((await sb.call('/VolumeDriver.Get', { Name: 'del' })).Err).toMatch(/does not exist/);
+  });
+
+  test('onremove=keep keeps the data and forgets the record', async () => {
+    await create('kept', { onremove: 'keep' });
+    fs.writeFileSync(path.join(sb.config.dataRoot, 'kept', 'f'), 'keep me');
+    await remove('kept');
+    expect(fs.readFileSync(path.join(sb.config.dataRoot, 'kept', 'f'), 'utf8')).toBe('keep me');
+    expect((await sb.call('/VolumeDriver.List', {})).Volumes.map((v: { Name: string }) => v.Name)).not.toContain('kept');
+  });
+
+  test('onremove=delete on an existing path deletes it', async () => {
+    const dir = path.join(sb.config.dataRoot, 'existing-del');
+    fs.mkdirSync(dir);
+    await create('exdel', { path: dir, onremove: 'delete' });
+    await remove('exdel');
+    expect(fs.existsSync(dir)).toBe(false);
+  });
+
+  test('a symlink inside a volume is removed, its target is not followed', async () => {
+    const outside = path.join(sb.dir, 'outside');
+    fs.mkdirSync(outside);
+    fs.writeFileSync(path.join(outside, 'precious'), 'p');
+    await create('sym');
+    fs.symlinkSync(outside, path.join(sb.config.dataRoot, 'sym', 'link'));
+    await remove('sym');
+    expect(fs.readFileSync(path.join(outside, 'precious'), 'utf8')).toBe('p');
+  });
+
+  test('Remove of an unknown volume is an Err', async () => {
+    expect((await remove('ghost')).Err).toMatch(/does not exist/);
+  });
+});

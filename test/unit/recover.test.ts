@@ -1,0 +1,91 @@
+// Start-up recovery and the store: a restart keeps volumes and leases; a new boot id drops leases
+// and their bind mounts; creates and removes cut short by a crash are undone or finished.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { mountPoints } from '../../src/mountinfo';
+import { Store } from '../../src/store';
+import { destroy, sandbox, type Sandbox } from './support';
+
+let sb: Sandbox;
+beforeEach(async () => {
+  sb = await sandbox();
+});
+afterEach(() => destroy(sb));
+
+const status = async (Name: string) => (await sb.call('/VolumeDriver.Get', { Name })).Volume.Status;
+const bindOf = (name: string) => path.join(sb.config.stateDir, 'mounts', name);
+
+test('a restart keeps volumes, options and leases; the ro bind mount stays in place', async () => {
+  await sb.call('/VolumeDriver.Create', { Name: 'keep', Opts: { ro: '', mode: '0700' } });
+  await sb.call('/VolumeDriver.Mount', { Name: 'keep', ID: 'a' });
+  await sb.call('/VolumeDriver.Mount', { Name: 'keep', ID: 'a' });
+  await sb.restart();
+  expect(await status('keep')).toMatchObject({ mounts: 1, readOnly: true, options: { mode: '0700' } });
+  expect(mountPoints()).toContain(bindOf('keep'));
+  await sb.call('/VolumeDriver.Unmount', { Name: 'keep', ID: 'a' });
+  expect((await sb.call('/VolumeDriver.Remove', { Name: 'keep' })).Err).toMatch(/in use by 1 mount/);
+  await sb.call('/VolumeDriver.Unmount', { Name: 'keep', ID: 'a' });
+  expect(mountPoints()).not.toContain(bindOf('keep'));
+  expect(await sb.call('/VolumeDriver.Remove', { Name: 'keep' })).toEqual({});
+});
+
+test('a new kernel boot id drops every lease and removes the stale bind mounts', async () => {
+  await sb.call('/VolumeDriver.Create', { Name: 'rb', Opts: { ro: '' } });
+  await sb.call('/VolumeDriver.Create', { Name: 'rw' });
+  await sb.call('/VolumeDriver.Mount', { Name: 'rb', ID: 'x' });
+  await sb.call('/VolumeDriver.Mount', { Name: 'rw', ID: 'y' });
+  await sb.stop();
+  fs.writeFileSync(sb.config.bootIdFile, 'boot-2\n');
+  await sb.restart();
+  expect((await status('rb')).mounts).toBe(0);
+  expect((await status('rw')).mounts).toBe(0);
+  expect(mountPoints()).not.toContain(bindOf('rb'));
+  expect(fs.existsSync(bindOf('rb'))).toBe(false);
+  expect(await sb.call('/VolumeDriver.Remove', { Name: 'rb' })).toEqual({});
+});
+
+test('a bind mount lost while its lease is active is re-created at start', async () => {
+  await sb.call('/VolumeDriver.Create', { Name: 'lost', Opts: { ro: '' } });
+  await sb.call('/VolumeDriver.Mount', { Name: 'lost', ID: 'l' });
+  await sb.stop();
+  require('node:child_process').execFileSync('umount', [bindOf('lost')]);
+  await sb.restart();
+  expect(mountPoints()).toContain(bindOf('lost'));
+  expect(() => fs.writeFileSync(path.join(bindOf('lost'), 'f'), '')).toThrow(/EROFS/);
+});
+
+test('a create cut short by a crash is undone: no record, no directory', async () => {
+  await sb.stop();
+  const dir = path.join(sb.config.dataRoot, 'half', 'made');
+  fs.mkdirSync(dir, { recursive: true });
+  const store = new Store(sb.config.stateDir);
+  store.insertVolume({
+    name: 'half', path: dir, options: '{"readOnly":false}', createdBy: 'hostvol',
+    createdAt: new Date().toISOString(), state: 'creating', made: path.join(sb.config.dataRoot, 'half'),
+  });
+  store.close();
+  await sb.restart();
+  expect((await sb.call('/VolumeDriver.Get', { Name: 'half' })).Err).toMatch(/does not exist/);
+  expect(fs.existsSync(path.join(sb.config.dataRoot, 'half'))).toBe(false);
+});
+
+test('a remove cut short by a crash is finished', async () => {
+  await sb.call('/VolumeDriver.Create', { Name: 'going' });
+  await sb.stop();
+  const store = new Store(sb.config.stateDir);
+  store.setState('going', 'removing');
+  store.close();
+  await sb.restart();
+  expect((await sb.call('/VolumeDriver.Get', { Name: 'going' })).Err).toMatch(/does not exist/);
+  expect(fs.existsSync(path.join(sb.config.dataRoot, 'going'))).toBe(false);
+});
+
+test('requests that arrive while the store loads wait for it instead of missing volumes', async () => {
+  await sb.call('/VolumeDriver.Create', { Name: 'early' });
+  await sb.stop();
+  const restarting = sb.restart();
+  // Send as soon as the socket exists, before start-up has necessarily finished.
+  while (!fs.existsSync(sb.config.socket)) await new Promise((r) => setTimeout(r, 1));
+  const [reply] = await Promise.all([sb.call('/VolumeDriver.Get', { Name: 'early' }), restarting]);
+  expect(reply.Volume.Name).toBe('early');
+});

@@ -1,0 +1,108 @@
+// The wire contract as dockerd uses it: every endpoint, no Content-Type, empty bodies, Opts null
+// or {}, and every reply HTTP 200 with JSON.
+import { GetResponse, ListResponse } from '../../src/protocol';
+import { destroy, sandbox, type Sandbox } from './support';
+
+let sb: Sandbox;
+beforeAll(async () => {
+  sb = await sandbox();
+});
+afterAll(() => destroy(sb));
+
+describe('activation and capabilities', () => {
+  test('Activate answers Implements VolumeDriver to an empty body', async () => {
+    expect(await sb.call('/Plugin.Activate')).toEqual({ Implements: ['VolumeDriver'] });
+  });
+
+  test('Capabilities is local scope', async () => {
+    expect(await sb.call('/VolumeDriver.Capabilities', {})).toEqual({ Capabilities: { Scope: 'local' } });
+  });
+});
+
+describe('bodies the way dockerd sends them', () => {
+  test.each([
+    ['Opts null (CLI 23+)', { Name: 'w-null', Opts: null }],
+    ['Opts {} (20.10 CLI)', { Name: 'w-empty', Opts: {} }],
+    ['no Opts at all', { Name: 'w-none' }],
+  ])('Create accepts %s', async (_, body) => {
+    expect(await sb.call('/VolumeDriver.Create', body)).toEqual({});
+  });
+
+  test('a body with a trailing newline and no Content-Type is parsed', async () => {
+    const res = await sb.raw('/VolumeDriver.Get', '{"Name":"w-null"}\n');
+    expect(res.status).toBe(200);
+    expect(GetResponse.parse(JSON.parse(res.text)).Volume.Name).toBe('w-null');
+  });
+
+  test('an empty body (a retry after a dropped connection) gets Err naming the missing Name', async () => {
+    for (const route of ['Create', 'Remove', 'Mount', 'Unmount', 'Path', 'Get']) {
+      const reply = await sb.call(`/VolumeDriver.${route}`);
+      expect(reply.Err).toMatch(/Name/);
+    }
+  });
+
+  test('an empty Name is refused, never answered as a volume', async () => {
+    expect((await sb.call('/VolumeDriver.Get', { Name: '' })).Err).toMatch(/empty/);
+  });
+
+  test('unknown fields are ignored, as dockerd ignores ours', async () => {
+    expect(await sb.call('/VolumeDriver.Create', { Name: 'w-extra', Opts: null, Extra: 1 })).toEqual({});
+  });
+});
+
+describe('replies', () => {
+  test('Get echoes the name, gives an RFC 3339 CreatedAt and the Status fields', async () => {
+    const { Volume } = GetResponse.parse(await sb.call('/VolumeDriver.Get', { Name: 'w-null' }));
+    expect(Volume.Name).toBe('w-null');
+    expect(new Date(Volume.CreatedAt!).toISOString()).toBe(Volume.CreatedAt);
+    expect(Object.keys(Volume.Status!).sort()).toEqual(
+      ['createdBy', 'label', 'mounts', 'onRemove', 'options', 'path', 'readOnly'].sort(),
+    );
+  });
+
+  test('Get of an unknown volume is an Err, not a null Volume', async () => {
+    expect((await sb.call('/VolumeDriver.Get', { Name: 'nope' })).Err).toBe('volume "nope" does not exist in hostvol');
+  });
+
+  test('List gives Name and Mountpoint of every volume', async () => {
+    const { Volumes } = ListResponse.parse(await sb.call('/VolumeDriver.List', {}));
+    expect(Volumes.map((v) => v.Name)).toEqual(expect.arrayContaining(['w-null', 'w-empty', 'w-none', 'w-extra']));
+    for (const v of Volumes) expect(v.Mountpoint).toBe(`${sb.config.dataRoot}/${v.Name}`);
+  });
+
+  test('Unmount, Remove and Create answer {} (an empty 200 body would be an error to dockerd)', async () => {
+    const res = await sb.raw('/VolumeDriver.Remove', '{"Name":"w-extra"}');
+    expect(res).toEqual({ status: 200, text: '{}' });
+  });
+});
+
+describe('bad requests', () => {
+  test('invalid JSON gets a JSON Err with status 200', async () => {
+    const res = await sb.raw('/VolumeDriver.Create', '{"Name":');
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.text).Err).toMatch(/not valid JSON/);
+  });
+
+  test('wrong JSON types get Err naming the field', async () => {
+    expect((await sb.call('/VolumeDriver.Create', { Name: 5 })).Err).toMatch(/Name/);
+    expect((await sb.call('/VolumeDriver.Create', { Name: 'x', Opts: { uid: 5 } })).Err).toMatch(/Opts\.uid/);
+    expect((await sb.call('/VolumeDriver.Mount', { Name: 'x' })).Err).toMatch(/ID/);
+  });
+
+  test('a body over the limit is refused with Err', async () => {
+    const res = await sb.raw('/VolumeDriver.Create', JSON.stringify({ Name: 'big', Opts: { x: 'a'.repeat(100_000) } }));
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.text).Err).toMatch(/larger than the 64kb limit/);
+  });
+
+  test('an unknown endpoint gets a JSON Err listing the real ones', async () => {
+    const res = await sb.raw('/VolumeDriver.Frobnicate', '{}');
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.text).Err).toMatch(/unknown endpoint.*\/VolumeDriver\.Mount/);
+  });
+
+  test('a JSON Content-Type changes nothing', async () => {
+    const res = await sb.raw('/VolumeDriver.Get', '{"Name":"w-none"}', { 'content-type': 'application/json' });
+    expect(JSON.parse(res.text).Volume.Name).toBe('w-none');
+  });
+});

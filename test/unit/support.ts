@@ -1,0 +1,76 @@
+// Test support: a real hostvol daemon on a real Unix socket in a temp dir, and an HTTP client that
+// speaks to it the way dockerd does (POST, JSON body, no Content-Type).
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import pino from 'pino';
+import { Agent, request } from 'undici';
+import { defaults, startDaemon, type Config, type Daemon } from '../../src/daemon';
+
+export interface Sandbox {
+  dir: string;
+  config: Config;
+  daemon: Daemon;
+  call(route: string, body?: unknown): Promise<Record<string, any>>;
+  raw(route: string, body: string | Buffer, headers?: Record<string, string>): Promise<{ status: number; text: string }>;
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function sandbox(overrides: Partial<Config> = {}): Promise<Sandbox> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hv-'));
+  const bootIdFile = path.join(dir, 'boot_id');
+  fs.writeFileSync(bootIdFile, 'boot-1\n');
+  const config: Config = {
+    ...defaults,
+    socket: path.join(dir, 'run', 'hostvol.sock'),
+    dataRoot: path.join(dir, 'data'),
+    stateDir: path.join(dir, 'state'),
+    logLevel: 'silent',
+    selinux: 'off',
+    bootIdFile,
+    ...overrides,
+  };
+  let agent = new Agent({ connect: { socketPath: config.socket } });
+  let running = true;
+  const log = pino({ level: 'silent' });
+  const sb: Sandbox = {
+    dir,
+    config,
+    daemon: await startDaemon(config, { log }),
+    async raw(route, body, headers = {}) {
+      const res = await request(`http://hostvol${route}`, { method: 'POST', body, headers, dispatcher: agent });
+      return { status: res.statusCode, text: await res.body.text() };
+    },
+    async call(route, body) {
+      const res = await sb.raw(route, body === undefined ? '' : `${JSON.stringify(body)}\n`);
+      expect(res.status).toBe(200);
+      return JSON.parse(res.text);
+    },
+    async restart() {
+      await sb.stop();
+      agent = new Agent({ connect: { socketPath: config.socket } });
+      sb.daemon = await startDaemon(config, { log });
+      running = true;
+    },
+    async stop() {
+      if (!running) return;
+      running = false;
+      await agent.close();
+      await sb.daemon.close();
+    },
+  };
+  return sb;
+}
+
+/** Stops the daemon, unmounts anything left below the sandbox and deletes it. */
+export async function destroy(sb: Sandbox): Promise<void> {
+  await sb.stop().catch(() => undefined);
+  const { mountPoints } = await import('../../src/mountinfo');
+  for (const m of mountPoints().filter((p) => p.startsWith(`${sb.dir}/`)).reverse()) {
+    require('node:child_process').execFileSync('umount', ['-l', m]);
+  }
+  fs.rmSync(sb.dir, { recursive: true, force: true });
+}
+
+export const isRoot = process.getuid?.() === 0;
