@@ -36,7 +36,7 @@ describe('containers and volumes', () => {
     const { hv } = s;
     const t = uniq('');
     const [vol, dbstore, db1, db3] = [`dbdata${t}`, `dbstore${t}`, `db1${t}`, `db3${t}`];
-    const mark = hv.mark();
+    const mark = await hv.mark();
     await s.docker(['create', ...RUN, '-v', `${vol}:/dbdata`, '--volume-driver', DRIVER, '--name', dbstore, BB_IMAGE, '/bin/true']);
     await s.docker(['run', '-d', ...RUN, '--name', db1, '--volumes-from', dbstore, BB_IMAGE, ...IDLE]);
     await s.docker(['run', '-d', ...RUN, '--name', db3, '--volumes-from', db1, BB_IMAGE, ...IDLE]);
@@ -54,7 +54,7 @@ describe('containers and volumes', () => {
     await s.docker(['rm', '-f', '-v', db3]);
     expect(await volumeRows(s.engine)).toContain(`${DRIVER} ${vol}`);
     expect(fs.readdirSync(path.join(hv.dataRoot, vol)).sort()).toEqual(['a', 'b']);
-    const reqs = hv.since(mark);
+    const reqs = await hv.since(mark);
     expect(calls(reqs, 'Create', vol)).toHaveLength(1);
     expect(calls(reqs, 'Remove', vol)).toHaveLength(0);
     expect((await inspectVolume(s.engine, vol)).Status.mounts).toBe(0);
@@ -96,9 +96,9 @@ describe('containers and volumes', () => {
 
   s.scenario('7. anonymous volumes: run --rm removes them through hostvol; rm -v removes anonymous, keeps named', async () => {
     const { hv } = s;
-    let mark = hv.mark();
+    let mark = await hv.mark();
     await bb(['--volume-driver', DRIVER, '-v', '/foo', BB_IMAGE, 'sh', '-c', 'echo x > /foo/f']);
-    let reqs = hv.since(mark);
+    let reqs = await hv.since(mark);
     const created = calls(reqs, 'Create');
     expect(created).toHaveLength(1);
     const anon = created[0].body.Name as string;
@@ -111,7 +111,7 @@ describe('containers and volumes', () => {
 
     const c = uniq('anonc');
     const named = uniq('keep');
-    mark = hv.mark();
+    mark = await hv.mark();
     await s.docker(['run', ...RUN, '--name', c, '--volume-driver', DRIVER, '-v', '/anon', '-v', `${named}:/named`, BB_IMAGE, 'sh', '-c', 'echo a > /anon/f; echo n > /named/f']);
     const mounts = (await inspectContainer(s.engine, c)).Mounts as { Name: string; Destination: string; Driver: string }[];
     const anon2 = mounts.find((m) => m.Destination === '/anon')!.Name;
@@ -119,7 +119,7 @@ describe('containers and volumes', () => {
     expect(mounts.every((m) => m.Driver === DRIVER)).toBe(true);
     expect(fs.readFileSync(path.join(hv.dataRoot, anon2, 'f'), 'utf8')).toBe('a\n');
     await s.docker(['rm', '-v', c]);
-    reqs = hv.since(mark);
+    reqs = await hv.since(mark);
     expect(calls(reqs, 'Remove', anon2)).toHaveLength(1);
     expect(calls(reqs, 'Remove', named)).toHaveLength(0);
     const rows = await volumeRows(s.engine);
@@ -142,11 +142,11 @@ describe('containers and volumes', () => {
     expect((await exec(c1, 'cat /d/two')).stdout).toBe('two\n');
     expect((await inspectVolume(s.engine, v)).Status.mounts).toBe(2);
 
-    const mark = hv.mark();
+    const mark = await hv.mark();
     const busy = await s.docker(['volume', 'rm', v], { allowFail: true });
     expect(busy.code).not.toBe(0);
     expect(busy.stderr).toMatch(/in use/);
-    expect(calls(hv.since(mark), 'Remove', v)).toHaveLength(0); // dockerd refuses by itself
+    expect(calls(await hv.since(mark), 'Remove', v)).toHaveLength(0); // dockerd refuses by itself
     // hostvol refuses too when asked directly (other hosts, lost references)
     expect((await hv.call('/VolumeDriver.Remove', { Name: v })).Err).toBe(`volume "${v}" is in use by 2 mount(s); stop the containers using it first`);
 
@@ -170,12 +170,12 @@ describe('containers and volumes', () => {
     expect((await inspectVolume(s.engine, v)).Status.label).toBe('Z');
     await s.docker(['run', '-d', ...RUN, '--name', c1, '-v', `${v}:/d`, BB_IMAGE, ...IDLE]);
     await exec(c1, 'echo first > /d/f');
-    const mark = hv.mark();
+    const mark = await hv.mark();
     const second = await s.docker(['run', '-d', ...RUN, '--name', c2, '-v', `${v}:/d`, BB_IMAGE, ...IDLE], { allowFail: true });
     expect(second.code).not.toBe(0);
     expect(second.stderr).toMatch(/Z|in use|single-writer/);
     expect(second.stderr).toContain(v);
-    const failed = calls(hv.since(mark), 'Mount', v);
+    const failed = calls(await hv.since(mark), 'Mount', v);
     expect(failed).toHaveLength(1);
     expect(failed[0].reply.Err).toBeTruthy();
     expect((await inspectContainer(s.engine, c2)).State.Running).toBe(false);

@@ -12,7 +12,7 @@ describe('volume workflows', () => {
   s.scenario('1. named volume: create, inspect, ls, write in one container, read in another, rm', async () => {
     const { hv } = s;
     const v = uniq('named');
-    const mark = hv.mark();
+    const mark = await hv.mark();
     expect((await s.docker(['volume', 'create', '-d', DRIVER, v])).stdout.trim()).toBe(v);
 
     const dir = path.join(hv.dataRoot, v);
@@ -39,7 +39,7 @@ describe('volume workflows', () => {
     expect(gone.stderr).toMatch(/no such volume/i);
     expect(fs.existsSync(dir)).toBe(false);
 
-    const reqs = hv.since(mark);
+    const reqs = await hv.since(mark);
     const creates = calls(reqs, 'Create', v);
     expect(creates).toHaveLength(1);
     expect(noOpts(creates[0].body.Opts)).toBe(true);
@@ -78,19 +78,19 @@ describe('volume workflows', () => {
   s.scenario('3. copy-up: image content fills a new empty volume; :nocopy leaves it empty', async () => {
     const { hv } = s;
     const cu = uniq('copyup');
-    const mark = hv.mark();
+    const mark = await hv.mark();
     await s.docker(['create', ...RUN, '--name', cu, '--volume-driver', DRIVER, '-v', `${cu}:/seed`, SEED_IMAGE, 'true']);
     // dockerd copies at `docker create`, through its own Mount/Unmount pair
     for (const [rel, content] of Object.entries(SEED_FILES)) {
       expect(fs.readFileSync(path.join(hv.dataRoot, cu, rel.replace(/^seed\//, '')), 'utf8')).toBe(content);
     }
-    const atCreate = hv.since(mark);
+    const atCreate = await hv.since(mark);
     expect(calls(atCreate, 'Create', cu)).toHaveLength(1);
     expect(calls(atCreate, 'Mount', cu)).toHaveLength(1);
     expect(calls(atCreate, 'Unmount', cu).map((u) => u.body.ID)).toEqual(calls(atCreate, 'Mount', cu).map((m) => m.body.ID));
     await s.docker(['start', '-a', cu]);
     const copyId = calls(atCreate, 'Mount', cu)[0].body.ID;
-    const startIds = calls(hv.since(mark), 'Mount', cu).map((m) => m.body.ID).slice(1);
+    const startIds = calls(await hv.since(mark), 'Mount', cu).map((m) => m.body.ID).slice(1);
     expect(startIds).toHaveLength(1);
     expect(startIds[0]).not.toBe(copyId);
     // another image sees the copied files through the volume
@@ -98,11 +98,11 @@ describe('volume workflows', () => {
     expect(r.stdout).toBe(SEED_FILES['seed/x'] + SEED_FILES['seed/sub/y']);
 
     const nc = uniq('nocopy');
-    const ncMark = hv.mark();
+    const ncMark = await hv.mark();
     const ls = await bb(['--volume-driver', DRIVER, '-v', `${nc}:/seed:nocopy`, SEED_IMAGE, 'ls', '-A', '/seed']);
     expect(ls.stdout).toBe('');
     expect(fs.readdirSync(path.join(hv.dataRoot, nc))).toEqual([]);
-    expect(calls(hv.since(ncMark), 'Mount', nc)).toHaveLength(1); // no copy-up pair
+    expect(calls(await hv.since(ncMark), 'Mount', nc)).toHaveLength(1); // no copy-up pair
 
     // a volume that already has content is not overwritten by copy-up
     const full = uniq('full');
@@ -118,14 +118,14 @@ describe('volume workflows', () => {
     const v = uniq('rwvol');
     await s.docker(['volume', 'create', '-d', DRIVER, v]);
     fs.writeFileSync(path.join(hv.dataRoot, v, 'existing'), 'keep\n');
-    const mark = hv.mark();
+    const mark = await hv.mark();
     const ro = await bb(['-v', `${v}:/d:ro`, BB_IMAGE, 'sh', '-c', 'cat /d/existing; echo x > /d/new'], { allowFail: true });
     expect(ro.code).not.toBe(0);
     expect(ro.stdout).toBe('keep\n');
     expect(ro.stderr).toContain('Read-only file system');
     expect(fs.existsSync(path.join(hv.dataRoot, v, 'new'))).toBe(false);
     // :ro never reaches the plugin: a plain Mount {Name, ID}
-    const m = calls(hv.since(mark), 'Mount', v);
+    const m = calls(await hv.since(mark), 'Mount', v);
     expect(m).toHaveLength(1);
     expect(Object.keys(m[0].body).sort()).toEqual(['ID', 'Name']);
 
@@ -134,9 +134,9 @@ describe('volume workflows', () => {
     fs.writeFileSync(path.join(hv.dataRoot, vro, 'existing'), 'ro data\n');
     expect((await inspectVolume(engine, vro)).Status.readOnly).toBe(true);
     const bindTarget = path.join(hv.stateDir, 'mounts', vro);
-    const mark2 = hv.mark();
+    const mark2 = await hv.mark();
     await s.docker(['run', '-d', ...RUN, '--name', vro, '-v', `${vro}:/d`, BB_IMAGE, ...IDLE]);
-    expect(calls(hv.since(mark2), 'Mount', vro).map((x) => x.reply)).toEqual([{ Mountpoint: bindTarget }]);
+    expect(calls(await hv.since(mark2), 'Mount', vro).map((x) => x.reply)).toEqual([{ Mountpoint: bindTarget }]);
     expect(engine.nsMounts(bindTarget)).toEqual([bindTarget]); // hostvol's read-only bind, seen by dockerd
     const w = await s.docker(['exec', vro, 'sh', '-c', 'cat /d/existing; echo x > /d/new'], { allowFail: true });
     expect(w.code).not.toBe(0);
@@ -172,7 +172,7 @@ describe('volume workflows', () => {
   s.scenario('11. --mount with volume-opt=uid=1000,volume-opt=mode=0700 creates the volume with that owner and mode', async () => {
     const { hv } = s;
     const v = uniq('mnt');
-    const mark = hv.mark();
+    const mark = await hv.mark();
     const r = await bb([
       '--mount', `type=volume,src=${v},dst=/d,volume-driver=${DRIVER},volume-opt=uid=1000,volume-opt=mode=0700`,
       BB_IMAGE, 'stat', '-c', '%u %a', '/d',
@@ -181,7 +181,7 @@ describe('volume workflows', () => {
     const st = fs.statSync(path.join(hv.dataRoot, v));
     expect(st.uid).toBe(1000);
     expect(st.mode & 0o7777).toBe(0o700);
-    expect(calls(hv.since(mark), 'Create', v).map((c) => c.body.Opts)).toEqual([{ uid: '1000', mode: '0700' }]);
+    expect(calls(await hv.since(mark), 'Create', v).map((c) => c.body.Opts)).toEqual([{ uid: '1000', mode: '0700' }]);
     const info = await inspectVolume(s.engine, v);
     expect(info.Driver).toBe(DRIVER);
     expect(info.Options).toEqual({ uid: '1000', mode: '0700' });
@@ -199,11 +199,11 @@ describe('volume workflows', () => {
     ];
     for (const [opts, message] of cases) {
       const v = uniq('bad');
-      const mark = hv.mark();
+      const mark = await hv.mark();
       const r = await s.docker(['volume', 'create', '-d', DRIVER, ...opts, v], { allowFail: true });
       expect({ opts, code: r.code }).toEqual({ opts, code: 1 });
       expect(r.stderr).toMatch(message);
-      const created = calls(hv.since(mark), 'Create', v);
+      const created = calls(await hv.since(mark), 'Create', v);
       expect(created).toHaveLength(1);
       expect(created[0].reply.Err).toMatch(message);
       expect((await volumeRows(s.engine)).some((row) => row.endsWith(` ${v}`))).toBe(false);

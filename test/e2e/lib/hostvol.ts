@@ -13,6 +13,8 @@ import { isAlive, signal, terminate, waitFor } from './proc';
 export const REPO = path.resolve(__dirname, '../../..');
 export const CLI_JS = path.join(REPO, 'dist/cli.js');
 export const DRIVER = 'hostvol';
+/** Volume-name prefix of the harness's own log-settling Get requests. */
+export const SYNC_PREFIX = 'zz-harness-sync-';
 
 export interface HostvolOptions {
   /** Extra --allow-path directories (host paths). The data root is always allowed by hostvol itself. */
@@ -37,6 +39,7 @@ export class Hostvol {
   readonly logFile: string;
   pid: number | undefined;
   starts = 0;
+  private syncSeq = 0;
 
   constructor(
     readonly engine: Engine,
@@ -112,16 +115,52 @@ export class Hostvol {
     }
   }
 
-  /** Every request hostvol logged (level debug, msg "request"), in order, across restarts. */
-  requests(): Req[] {
-    let text = '';
+  /**
+   * Every request hostvol logged (level debug, msg "request"), in order, across restarts, once the log has
+   * caught up (see settle()). Requests the harness itself sends to settle the log are left out.
+   */
+  async requests(): Promise<Req[]> {
+    await this.settle();
+    return this.readRequests();
+  }
+
+  /** Current log position; pass it to since() to look only at requests made after this point. */
+  async mark(): Promise<number> {
+    return (await this.requests()).length;
+  }
+
+  async since(mark: number): Promise<Req[]> {
+    return (await this.requests()).slice(mark);
+  }
+
+  /**
+   * hostvol logs a request right after sending the reply, and pino writes asynchronously, so a docker
+   * command can return before the line of its last plugin call is in the file. Send one Get for a marker
+   * name straight to the socket and wait for its line: the log is written in order, so everything that
+   * happened before is then in the file too. (Get has no side effects; marker lines are filtered out.)
+   */
+  async settle(): Promise<void> {
+    if (!isAlive(this.pid) || !(await connects(this.socket))) return;
+    const name = `${SYNC_PREFIX}${++this.syncSeq}`;
     try {
-      text = fs.readFileSync(this.logFile, 'utf8');
+      await this.call('/VolumeDriver.Get', { Name: name });
     } catch {
-      return [];
+      return; // plugin went away meanwhile
     }
+    await waitFor('hostvol log to catch up', () => this.readLog().includes(`"${name}"`), 5000, 5);
+  }
+
+  private readLog(): string {
+    try {
+      return fs.readFileSync(this.logFile, 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
+  private readRequests(): Req[] {
     const out: Req[] = [];
-    for (const line of text.split('\n')) {
+    for (const line of this.readLog().split('\n')) {
       if (!line.startsWith('{')) continue;
       let o: any;
       try {
@@ -129,20 +168,11 @@ export class Hostvol {
       } catch {
         continue;
       }
-      if (o.msg === 'request' && typeof o.route === 'string') {
-        out.push({ seq: out.length, route: o.route, body: o.body ?? null, reply: o.reply ?? null });
-      }
+      if (o.msg !== 'request' || typeof o.route !== 'string') continue;
+      if (typeof o.body?.Name === 'string' && o.body.Name.startsWith(SYNC_PREFIX)) continue;
+      out.push({ seq: out.length, route: o.route, body: o.body ?? null, reply: o.reply ?? null });
     }
     return out;
-  }
-
-  /** Current log position; pass it to since() to look only at requests made after this point. */
-  mark(): number {
-    return this.requests().length;
-  }
-
-  since(mark: number): Req[] {
-    return this.requests().slice(mark);
   }
 
   /** Send a request straight to the plugin socket (bypassing dockerd), e.g. for out-of-band deletes. */
