@@ -39,6 +39,8 @@ export class Hostvol {
   readonly logFile: string;
   pid: number | undefined;
   starts = 0;
+  /** How the last hostvol process ended (exit code or signal), once it has. */
+  lastExit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   private syncSeq = 0;
 
   constructor(
@@ -70,6 +72,8 @@ export class Hostvol {
     const child = spawn(args[0], args.slice(1), { detached: true, stdio: ['ignore', log, log] });
     fs.closeSync(log);
     child.unref();
+    child.on('exit', (code, sig) => (this.lastExit = { code, signal: sig }));
+    this.lastExit = undefined;
     this.pid = child.pid;
     this.starts++;
     fs.writeFileSync(path.join(this.engine.base, 'hostvol.pid'), `${child.pid}\n`);
@@ -83,7 +87,9 @@ export class Hostvol {
 
   /** SIGTERM and wait (SIGKILL after 10 s). Returns true if hostvol exited by itself. */
   async stop(): Promise<boolean> {
+    const wasRunning = isAlive(this.pid);
     const forced = await terminate(this.pid, 10_000);
+    if (wasRunning) await waitFor('hostvol exit status', () => this.lastExit !== undefined, 2000).catch(() => undefined);
     this.pid = undefined;
     return !forced;
   }
