@@ -46,6 +46,18 @@ test-e2e: build system-deps engine
 reliability: build system-deps
 	npm run reliability
 
+PLUGIN ?= hostvol:$(VERSION)
+
+# Managed plugin: rootfs from this machine's Node and libraries, then `docker plugin create`.
+plugin: build system-deps
+	bash plugin/build-rootfs.sh
+	docker plugin create $(PLUGIN) plugin/
+
+# The host directories config.json binds must exist before enable.
+plugin-enable:
+	mkdir -p /var/lib/hostvol /srv/hostvol
+	docker plugin enable $(PLUGIN)
+
 bench: build system-deps engine
 	npm run bench
 

@@ -3,6 +3,7 @@
 import { Command, Option } from 'commander';
 import { startDaemon, defaults, type Config } from './daemon';
 import { describe } from './errors';
+import { parseHostPaths } from './hostpaths';
 import { describeOptions } from './options';
 
 const env = process.env;
@@ -28,6 +29,10 @@ function serveCommand(): Command {
     .addOption(
       new Option('--propagated-mount <dir>', 'managed-plugin mode: bind every volume below this directory').env('HOSTVOL_PROPAGATED_MOUNT'),
     )
+    .addOption(
+      new Option('--host-paths <hostdir[=plugindir]>', 'managed-plugin mode: the host directory -o path= may use, mounted in the plugin at plugindir (default /host-paths)')
+        .env('HOSTVOL_HOST_PATHS'),
+    )
     .addOption(new Option('--boot-id-file <file>', 'kernel boot id, to drop leases after a reboot').env('HOSTVOL_BOOT_ID_FILE').default(defaults.bootIdFile).hideHelp())
     .addHelpText('after', `\nDriver options (docker volume create -d hostvol -o key=value):\n  ${describeOptions().join('\n  ')}`)
     .action(async (flags: Record<string, string | string[] | undefined>) => {
@@ -39,6 +44,7 @@ function serveCommand(): Command {
         logLevel: flags.logLevel as string,
         selinux: flags.selinux as Config['selinux'],
         propagatedMount: (flags.propagatedMount as string | undefined) || undefined,
+        hostPaths: flags.hostPaths ? parseHostPaths(flags.hostPaths as string) : undefined,
         bootIdFile: flags.bootIdFile as string,
       };
       await serve(config);

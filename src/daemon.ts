@@ -5,6 +5,7 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import pino, { type Logger } from 'pino';
 import { Driver } from './driver';
+import { type HostPaths } from './hostpaths';
 import { describe } from './errors';
 import { createLabeler, type SelinuxMode } from './labels';
 import { closeServer, listenUnix } from './listen';
@@ -24,6 +25,8 @@ export interface Config {
   selinux: SelinuxMode;
   /** Set in managed mode: every volume is bind-mounted below it and Mount returns that path. */
   propagatedMount?: string;
+  /** Managed mode: a host directory mounted into the plugin, which `-o path=` may use. */
+  hostPaths?: HostPaths;
   bootIdFile: string;
 }
 
@@ -102,9 +105,10 @@ async function openDriver(config: Config, store: Store, log: Logger, mounter: Mo
     log,
     dataRoot,
     stateDir,
-    confinement: new Confinement([dataRoot, ...config.allowPaths]),
+    confinement: new Confinement([dataRoot, ...config.allowPaths, ...(config.hostPaths ? [config.hostPaths.plugin] : [])]),
     layout: { mountsDir, managed },
     bootId: readBootId(config.bootIdFile),
+    hostPaths: config.hostPaths,
   });
   await recover(driver);
   return driver;

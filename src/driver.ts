@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { ConflictError, HostvolError, NotFoundError, PathError, describe } from './errors';
+import { toHost, toPlugin, type HostPaths } from './hostpaths';
 import { KeyedLock } from './keyed-lock';
 import type { Labeler } from './labels';
 import type { Mounter } from './mounter';
@@ -26,6 +27,8 @@ export interface DriverDeps {
   confinement: Confinement;
   layout: vol.Layout;
   bootId: string;
+  /** Managed mode: the host directory `-o path=` refers to, and where the plugin sees it. */
+  hostPaths?: HostPaths;
 }
 
 export class Driver {
@@ -36,8 +39,9 @@ export class Driver {
 
   get(name: string): VolumeInfo {
     const v = this.visible(name);
-    const { layout } = this.deps;
-    return { Name: v.name, Mountpoint: vol.mountpoint(v, layout), CreatedAt: v.createdAt, Status: vol.status(v) };
+    const { layout, hostPaths } = this.deps;
+    const Status = { ...vol.status(v), path: toHost(hostPaths, v.path) };
+    return { Name: v.name, Mountpoint: vol.mountpoint(v, layout), CreatedAt: v.createdAt, Status };
   }
 
   list(): { Name: string; Mountpoint: string }[] {
@@ -189,7 +193,7 @@ export class Driver {
   private reserve(name: string, options: VolumeOptions): Volume {
     const { confinement, dataRoot, store } = this.deps;
     const real = options.path
-      ? confinement.judge(options.path, `option path of volume "${name}":`)
+      ? confinement.judge(toPlugin(this.deps.hostPaths, options.path), `option path of volume "${name}":`)
       : confinement.judge(path.join(dataRoot, name), `directory of volume "${name}":`);
     this.checkPlacement(name, real, options);
     let st: fs.Stats | undefined;

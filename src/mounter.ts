@@ -2,8 +2,10 @@
 // removal. It shells out to mount(8)/umount(8), which every host and the plugin rootfs carry.
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { mountPoints } from './mountinfo';
+import { isReadOnlyMount, mountPoints } from './mountinfo';
 import { isInside } from './paths';
 
 const run = promisify(execFile);
@@ -31,15 +33,25 @@ export const systemMounter: Mounter = {
     fs.mkdirSync(target, { recursive: true, mode: 0o755 });
     // A leftover mount here (failed unmount, crash) would be stacked over; clear it first.
     while (this.isMountPoint(target)) await cmd('umount', [target]);
-    await cmd('mount', ['--bind', source, target]);
-    if (readOnly) {
-      // A bind mount ignores "ro" on creation; the read-only flag needs a remount of the bind.
-      try {
-        await cmd('mount', ['-o', 'remount,bind,ro', target]);
-      } catch (err) {
-        await cmd('umount', [target]).catch(() => undefined);
-        throw err;
-      }
+    if (!readOnly) {
+      await cmd('mount', ['--bind', source, target]);
+      return;
+    }
+    // A remount to ro changes only the one mount, not the peers it propagated to (a managed plugin's
+    // propagated mount, the host's copy dockerd uses). So make a read-only bind in a private staging
+    // point first; a bind of it copies the read-only flag to the new mount and to its peers.
+    const staging = fs.mkdtempSync(path.join(os.tmpdir(), 'hostvol-ro-'));
+    try {
+      await cmd('mount', ['--bind', source, staging]);
+      await cmd('mount', ['-o', 'remount,bind,ro', staging]);
+      await cmd('mount', ['--bind', staging, target]);
+    } finally {
+      while (this.isMountPoint(staging)) await cmd('umount', [staging]);
+      fs.rmdirSync(staging);
+    }
+    if (!isReadOnlyMount(target)) {
+      await cmd('umount', [target]);
+      throw new Error(`the bind mount at ${target} did not come out read-only; refusing to serve it`);
     }
   },
 
