@@ -7,7 +7,7 @@ import pino, { type Logger } from 'pino';
 import { Driver } from './driver';
 import { type HostPaths } from './hostpaths';
 import { describe } from './errors';
-import { createLabeler, type SelinuxMode } from './labels';
+import { createLabeler, type Labeler, type SelinuxMode } from './labels';
 import { closeServer, listenUnix } from './listen';
 import { systemMounter, type Mounter } from './mounter';
 import { Confinement, realLocation } from './paths';
@@ -47,7 +47,8 @@ export interface Daemon {
   close(): Promise<void>;
 }
 
-export async function startDaemon(config: Config, deps: { log?: Logger; mounter?: Mounter } = {}): Promise<Daemon> {
+/** `deps` replace the real logger, mounter or labeler (tests inject faults through them). */
+export async function startDaemon(config: Config, deps: { log?: Logger; mounter?: Mounter; labeler?: Labeler } = {}): Promise<Daemon> {
   const log = deps.log ?? pino({ level: config.logLevel, base: { pid: process.pid } });
   let resolveReady!: (d: Driver) => void;
   let rejectReady!: (e: unknown) => void;
@@ -63,7 +64,7 @@ export async function startDaemon(config: Config, deps: { log?: Logger; mounter?
   let store: Store | undefined;
   try {
     store = new Store(config.stateDir);
-    const driver = await openDriver(config, store, log, deps.mounter ?? systemMounter);
+    const driver = await openDriver(config, store, log, deps.mounter ?? systemMounter, deps.labeler ?? createLabeler(config.selinux));
     resolveReady(driver);
     log.info(
       { socket: config.socket, dataRoot: driver.deps.dataRoot, allowPaths: driver.deps.confinement.roots,
@@ -88,7 +89,7 @@ export async function startDaemon(config: Config, deps: { log?: Logger; mounter?
   return { server, ready, log, close };
 }
 
-async function openDriver(config: Config, store: Store, log: Logger, mounter: Mounter): Promise<Driver> {
+async function openDriver(config: Config, store: Store, log: Logger, mounter: Mounter, labeler: Labeler): Promise<Driver> {
   fs.mkdirSync(config.dataRoot, { recursive: true, mode: 0o755 });
   const dataRoot = fs.realpathSync(config.dataRoot);
   const stateDir = fs.realpathSync(config.stateDir);
@@ -101,7 +102,7 @@ async function openDriver(config: Config, store: Store, log: Logger, mounter: Mo
   const driver = new Driver({
     store,
     mounter,
-    labeler: createLabeler(config.selinux),
+    labeler,
     log,
     dataRoot,
     stateDir,

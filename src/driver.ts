@@ -241,15 +241,24 @@ export class Driver {
     }
   }
 
-  /** Makes the directory and applies ownership, mode and label. */
+  /** Makes the directory and applies ownership, mode and label; an existing directory is put back on failure. */
   private async prepare(v: Volume): Promise<void> {
     const { uid, gid, mode, label } = v.options;
     if (v.createdBy === 'hostvol') await fs.promises.mkdir(v.path, { recursive: true, mode: 0o755 });
-    // A directory hostvol made gets the options; an existing one only what was explicitly given.
-    if (uid !== undefined || gid !== undefined) await fs.promises.chown(v.path, uid ?? -1, gid ?? -1);
-    // chmod after mkdir, so the umask cannot narrow the mode the operator asked for.
-    if (mode !== undefined) await fs.promises.chmod(v.path, mode);
-    if (label) await this.deps.labeler.relabel(v.path);
+    const before = v.createdBy === 'existing' ? await fs.promises.stat(v.path) : undefined;
+    try {
+      // A directory hostvol made gets the options; an existing one only what was explicitly given.
+      if (uid !== undefined || gid !== undefined) await fs.promises.chown(v.path, uid ?? -1, gid ?? -1);
+      // chmod after mkdir, so the umask cannot narrow the mode the operator asked for.
+      if (mode !== undefined) await fs.promises.chmod(v.path, mode);
+      if (label) await this.deps.labeler.relabel(v.path);
+    } catch (err) {
+      if (before) {
+        await fs.promises.chown(v.path, before.uid, before.gid).catch(() => undefined);
+        await fs.promises.chmod(v.path, before.mode & 0o7777).catch(() => undefined);
+      }
+      throw err;
+    }
   }
 
   /** Before the first container: the directory must still exist; relabel; bind when needed. */

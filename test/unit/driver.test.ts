@@ -186,3 +186,21 @@ describe('remove and onremove', () => {
     expect((await remove('ghost')).Err).toMatch(/does not exist/);
   });
 });
+
+describe('a failed create on an existing path', () => {
+  test('puts back the mode it changed before the step that failed', async () => {
+    // A server whose last create step (the relabel) fails, after chmod has run.
+    const failing = await sandbox({}, { labeler: { enabled: true, relabel: async () => { throw new Error('relabel refused'); } } });
+    try {
+      const dir = path.join(failing.config.dataRoot, 'restore-me');
+      fs.mkdirSync(dir);
+      fs.chmodSync(dir, 0o711);
+      const reply = await failing.call('/VolumeDriver.Create', { Name: 'restore', Opts: { path: dir, mode: '0700', z: '' } });
+      expect(reply.Err).toBe('volume "restore": create failed: relabel refused');
+      expect(fs.statSync(dir).mode & 0o777).toBe(0o711);
+      expect((await failing.call('/VolumeDriver.Get', { Name: 'restore' })).Err).toMatch(/does not exist/);
+    } finally {
+      await destroy(failing);
+    }
+  });
+});

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import pino from 'pino';
 import { Agent, request } from 'undici';
 import { defaults, startDaemon, type Config, type Daemon } from '../../src/daemon';
+import type { Labeler } from '../../src/labels';
 
 export interface Sandbox {
   dir: string;
@@ -17,7 +18,7 @@ export interface Sandbox {
   stop(): Promise<void>;
 }
 
-export async function sandbox(overrides: Partial<Config> = {}): Promise<Sandbox> {
+export async function sandbox(overrides: Partial<Config> = {}, inject: { labeler?: Labeler } = {}): Promise<Sandbox> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hv-'));
   const bootIdFile = path.join(dir, 'boot_id');
   fs.writeFileSync(bootIdFile, 'boot-1\n');
@@ -34,10 +35,11 @@ export async function sandbox(overrides: Partial<Config> = {}): Promise<Sandbox>
   let agent = new Agent({ connect: { socketPath: config.socket } });
   let running = true;
   const log = pino({ level: 'silent' });
+  const deps = { log, ...inject };
   const sb: Sandbox = {
     dir,
     config,
-    daemon: await startDaemon(config, { log }),
+    daemon: await startDaemon(config, deps),
     async raw(route, body, headers = {}) {
       const res = await request(`http://hostvol${route}`, { method: 'POST', body, headers, dispatcher: agent });
       return { status: res.statusCode, text: await res.body.text() };
@@ -50,7 +52,7 @@ export async function sandbox(overrides: Partial<Config> = {}): Promise<Sandbox>
     async restart() {
       await sb.stop();
       agent = new Agent({ connect: { socketPath: config.socket } });
-      sb.daemon = await startDaemon(config, { log });
+      sb.daemon = await startDaemon(config, deps);
       running = true;
     },
     async stop() {
