@@ -81,11 +81,12 @@ export class Engine {
     this.finalizers.unshift(fn);
   }
 
-  /** Last lines of dockerd's log, without the grpc connection chatter. */
+  /** Last lines of dockerd's log, without the grpc and containerd plugin-loading chatter. */
   logTail(lines = 60): string {
     try {
       const all = fs.readFileSync(this.dockerdLog, 'utf8').split('\n');
-      return all.filter((l) => !l.includes('module=grpc')).slice(-lines - 1).join('\n');
+      const noise = /module=grpc|loading plugin|containerd config version/;
+      return all.filter((l) => !noise.test(l)).slice(-lines - 1).join('\n');
     } catch {
       return '(no dockerd log)';
     }

@@ -113,12 +113,10 @@ export class Hostvol {
     fs.rmSync(this.socket, { force: true });
   }
 
+  /** Last lines of hostvol's log, without the harness's own log-settling requests. */
   logTail(lines = 60): string {
-    try {
-      return fs.readFileSync(this.logFile, 'utf8').split('\n').slice(-lines - 1).join('\n');
-    } catch {
-      return '(no hostvol log)';
-    }
+    const all = this.readLog().split('\n').filter((l) => !l.includes(SYNC_PREFIX));
+    return all.length > 1 ? all.slice(-lines - 1).join('\n') : '(empty hostvol log)';
   }
 
   /**
