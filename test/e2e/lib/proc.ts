@@ -90,13 +90,17 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Poll `check` every `intervalMs` until it returns a truthy value; throw `what` after `timeoutMs`. */
-export async function waitFor<T>(
-  what: string,
-  check: () => T | undefined | null | false | Promise<T | undefined | null | false>,
-  timeoutMs = 30_000,
-  intervalMs = 50,
-): Promise<T> {
+type Check<T> = () => T | undefined | null | false | Promise<T | undefined | null | false>;
+
+/**
+ * Poll `check` every `intervalMs` until it returns a truthy value; throw after `timeoutMs` (default 30 s).
+ * Call as waitFor(what, check, timeoutMs?, intervalMs?) or, without a description, waitFor(check, timeoutMs?).
+ */
+export async function waitFor<T>(what: string, check: Check<T>, timeoutMs?: number, intervalMs?: number): Promise<T>;
+export async function waitFor<T>(check: Check<T>, timeoutMs?: number, intervalMs?: number): Promise<T>;
+export async function waitFor<T>(a: string | Check<T>, b?: Check<T> | number, c?: number, d?: number): Promise<T> {
+  const [what, check, timeoutMs, intervalMs] =
+    typeof a === 'string' ? [a, b as Check<T>, c ?? 30_000, d ?? 50] : [String(a), a, (b as number | undefined) ?? 30_000, c ?? 50];
   const deadline = Date.now() + timeoutMs;
   let lastErr: unknown;
   for (;;) {
