@@ -10,6 +10,8 @@ const s = e2eSuite();
 const exec = (c: string, script: string, opts = {}) => s.docker(['exec', c, 'sh', '-c', script], opts);
 /** Appends "up" to /d/log at every start, then idles (exits promptly on SIGTERM). */
 const LOGGER = ['sh', '-c', 'echo up >> /d/log; trap "exit 0" TERM; while :; do sleep 0.2; done'];
+/** stderr without the CLI's networking warning (dockerd runs with --bridge none and no IP forwarding). */
+const errorsOf = (stderr: string) => stderr.split('\n').filter((l) => l && !l.startsWith('WARNING: IPv4 forwarding')).join('\n');
 
 describe('restarts', () => {
   for (const sig of ['SIGTERM', 'SIGKILL'] as const) {
@@ -120,6 +122,37 @@ describe('restarts', () => {
     expect((await inspectVolume(engine, v2)).Status.mounts).toBe(0);
     await s.docker(['rm', '-f', always, plain]);
     await s.docker(['volume', 'rm', v1, v2, v3]);
+  }, 120_000);
+
+  s.scenario('14c. dockerd killed (SIGKILL) and started again: containers come back, and once they are gone the leases are released', async () => {
+    const { hv, engine } = s;
+    const t = uniq('');
+    const [v, vz] = [`dk${t}`, `dkz${t}`];
+    const [always, plain] = [`dka${t}`, `dkp${t}`];
+    await s.docker(['volume', 'create', '-d', DRIVER, v]);
+    await s.docker(['volume', 'create', '-d', DRIVER, '-o', 'Z', vz]);
+    await s.docker(['run', '-d', ...RUN, '--restart=always', '--name', always, '-v', `${v}:/d`, '-v', `${vz}:/z`, BB_IMAGE, ...LOGGER]);
+    await s.docker(['run', '-d', ...RUN, '--name', plain, '-v', `${v}:/d`, BB_IMAGE, ...IDLE]);
+    await waitFor('first start logged', () => fs.existsSync(path.join(hv.dataRoot, v, 'log')), 10_000);
+    const mark = await hv.mark();
+
+    await engine.restartDaemon({ liveRestore: false, signal: 'SIGKILL' });
+    await waitFor('restart=always container running', async () => (await inspectContainer(engine, always)).State.Running, 30_000);
+    expect((await exec(always, 'cat /d/log')).stdout).toBe('up\nup\n');
+    expect((await inspectContainer(engine, plain)).State.Running).toBe(false);
+    expect(await volumeRows(engine)).toEqual(expect.arrayContaining([`${DRIVER} ${v}`, `${DRIVER} ${vz}`]));
+    // a crash sends no Unmount for the containers that were running
+    expect(calls(await hv.since(mark), 'Unmount')).toHaveLength(0);
+
+    await s.docker(['rm', '-f', always, plain]);
+    await waitFor('Unmounts after rm -f', async () => calls(await hv.since(mark), 'Unmount').length >= 2, 15_000);
+    // nothing uses the volumes any more: a new container may take the single-writer volume, and both can be removed
+    const z = await s.docker(['run', '--rm', ...RUN, '-v', `${vz}:/z`, BB_IMAGE, 'true'], { allowFail: true });
+    expect({ code: z.code, error: errorsOf(z.stderr) }).toEqual({ code: 0, error: '' });
+    expect((await inspectVolume(engine, v)).Status.mounts).toBe(0);
+    expect((await inspectVolume(engine, vz)).Status.mounts).toBe(0);
+    const rm = await s.docker(['volume', 'rm', v, vz], { allowFail: true });
+    expect({ code: rm.code, error: errorsOf(rm.stderr) }).toEqual({ code: 0, error: '' });
   }, 120_000);
 
   s.scenario('14b. dockerd restarted with --live-restore: containers keep running and mounted, no Unmount/Mount', async () => {

@@ -189,7 +189,7 @@ describe('volume workflows', () => {
     await s.docker(['volume', 'rm', v]);
   });
 
-  s.scenario('12. bad options fail docker volume create with a message naming the problem, and create nothing', async () => {
+  s.scenario('12. bad options (and a name escaping the data root) fail volume create with hostvol\'s message; nothing is created', async () => {
     const { hv } = s;
     const cases: [string[], RegExp][] = [
       [['-o', 'bogus=1'], /bogus/],
@@ -211,5 +211,12 @@ describe('volume workflows', () => {
       expect((await s.docker(['volume', 'inspect', v], { allowFail: true })).code).not.toBe(0);
       expect((await hv.call('/VolumeDriver.Get', { Name: v })).Err).toBeTruthy();
     }
+    // dockerd does not validate plugin volume names: a name that would escape the data root is refused by hostvol
+    const escape = `../${uniq('escape')}`;
+    const r = await s.docker(['volume', 'create', '-d', DRIVER, escape], { allowFail: true });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/invalid volume name/);
+    expect(fs.existsSync(path.resolve(hv.dataRoot, escape))).toBe(false);
+    expect((await volumeRows(s.engine)).some((row) => row.endsWith(escape))).toBe(false);
   });
 });

@@ -135,6 +135,12 @@ export class Engine {
       '--cgroup-parent', `/${this.cgroupName}`, '--shutdown-timeout', '5',
       ...(this.liveRestore ? ['--live-restore'] : []),
     ];
+    // After a dockerd crash its containerd dies too (parent-death signal) and is re-parented to PID 1; where
+    // PID 1 is not a reaping init the zombie keeps its pid "alive", and the next dockerd would wait for it
+    // forever ("containerd is still running" ... "timeout waiting for containerd to start").
+    const containerdPidFile = `${b}/exec/containerd/containerd.pid`;
+    const oldContainerd = readPid(containerdPidFile);
+    if (oldContainerd && !isAlive(oldContainerd)) fs.rmSync(containerdPidFile, { force: true });
     fs.appendFileSync(this.dockerdLog, `\n===== [harness] ${new Date().toISOString()} starting dockerd${this.liveRestore ? ' --live-restore' : ''}\n`);
     const log = fs.openSync(this.dockerdLog, 'a');
     // nsenter execs dockerd (no --fork), so child.pid is dockerd's pid.
@@ -148,15 +154,22 @@ export class Engine {
     }, 30_000, 50);
   }
 
-  /** Stop dockerd: SIGTERM (or SIGKILL), wait up to 15 s, then SIGKILL it and its private containerd. */
+  /**
+   * Stop dockerd. SIGTERM: graceful, wait up to 15 s, then SIGKILL dockerd and its private containerd (and
+   * wait for both). SIGKILL: a crash; containerd and the shims stay, as they would, and the next dockerd
+   * reconnects to them.
+   */
   async stopDaemon(sig: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
     const pid = this.dockerdPid ?? readPid(`${this.base}/docker.pid`);
     fs.appendFileSync(this.dockerdLog, `\n===== [harness] ${new Date().toISOString()} stopping dockerd with ${sig}\n`);
-    if (sig === 'SIGKILL') signal(pid, 'SIGKILL');
-    const killed = await terminate(pid, 15_000);
-    if (killed || sig === 'SIGKILL') {
-      // without live-restore nothing else should outlive dockerd; with it, containerd may keep running
-      if (!this.liveRestore) signal(readPid(`${this.base}/exec/containerd/containerd.pid`), 'SIGKILL');
+    if (sig === 'SIGKILL') {
+      signal(pid, 'SIGKILL');
+      await waitFor('dockerd to die', () => !isAlive(pid), 5000);
+      // dockerd 20.10 gives its containerd a parent-death signal: wait for it to go (if it does)
+      const cpid = readPid(`${this.base}/exec/containerd/containerd.pid`);
+      await waitFor('containerd to follow dockerd', () => !isAlive(cpid), 3000).catch(() => undefined);
+    } else if (await terminate(pid, 15_000)) {
+      await terminate(readPid(`${this.base}/exec/containerd/containerd.pid`), 0);
     }
     this.dockerdPid = undefined;
   }
