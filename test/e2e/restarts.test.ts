@@ -124,37 +124,6 @@ describe('restarts', () => {
     await s.docker(['volume', 'rm', v1, v2, v3]);
   }, 120_000);
 
-  s.scenario('14c. dockerd killed (SIGKILL) and started again: containers come back, and once they are gone the leases are released', async () => {
-    const { hv, engine } = s;
-    const t = uniq('');
-    const [v, vz] = [`dk${t}`, `dkz${t}`];
-    const [always, plain] = [`dka${t}`, `dkp${t}`];
-    await s.docker(['volume', 'create', '-d', DRIVER, v]);
-    await s.docker(['volume', 'create', '-d', DRIVER, '-o', 'Z', vz]);
-    await s.docker(['run', '-d', ...RUN, '--restart=always', '--name', always, '-v', `${v}:/d`, '-v', `${vz}:/z`, BB_IMAGE, ...LOGGER]);
-    await s.docker(['run', '-d', ...RUN, '--name', plain, '-v', `${v}:/d`, BB_IMAGE, ...IDLE]);
-    await waitFor('first start logged', () => fs.existsSync(path.join(hv.dataRoot, v, 'log')), 10_000);
-    const mark = await hv.mark();
-
-    await engine.restartDaemon({ liveRestore: false, signal: 'SIGKILL' });
-    await waitFor('restart=always container running', async () => (await inspectContainer(engine, always)).State.Running, 30_000);
-    expect((await exec(always, 'cat /d/log')).stdout).toBe('up\nup\n');
-    expect((await inspectContainer(engine, plain)).State.Running).toBe(false);
-    expect(await volumeRows(engine)).toEqual(expect.arrayContaining([`${DRIVER} ${v}`, `${DRIVER} ${vz}`]));
-    // a crash sends no Unmount for the containers that were running
-    expect(calls(await hv.since(mark), 'Unmount')).toHaveLength(0);
-
-    await s.docker(['rm', '-f', always, plain]);
-    await waitFor('Unmounts after rm -f', async () => calls(await hv.since(mark), 'Unmount').length >= 2, 15_000);
-    // nothing uses the volumes any more: a new container may take the single-writer volume, and both can be removed
-    const z = await s.docker(['run', '--rm', ...RUN, '-v', `${vz}:/z`, BB_IMAGE, 'true'], { allowFail: true });
-    expect({ code: z.code, error: errorsOf(z.stderr) }).toEqual({ code: 0, error: '' });
-    expect((await inspectVolume(engine, v)).Status.mounts).toBe(0);
-    expect((await inspectVolume(engine, vz)).Status.mounts).toBe(0);
-    const rm = await s.docker(['volume', 'rm', v, vz], { allowFail: true });
-    expect({ code: rm.code, error: errorsOf(rm.stderr) }).toEqual({ code: 0, error: '' });
-  }, 120_000);
-
   s.scenario('14b. dockerd restarted with --live-restore: containers keep running and mounted, no Unmount/Mount', async () => {
     const { hv, engine } = s;
     await engine.restartDaemon({ liveRestore: true });
@@ -194,5 +163,36 @@ describe('restarts', () => {
     expect(engine.nsMounts(path.join(hv.stateDir, 'mounts', vro))).toEqual([]);
     await s.docker(['rm', c, always]);
     await s.docker(['volume', 'rm', v, vro]);
+  }, 120_000);
+
+  s.scenario('14c. dockerd killed (SIGKILL) and started again: containers come back, and once they are gone the leases are released', async () => {
+    const { hv, engine } = s;
+    const t = uniq('');
+    const [v, vz] = [`dk${t}`, `dkz${t}`];
+    const [always, plain] = [`dka${t}`, `dkp${t}`];
+    await s.docker(['volume', 'create', '-d', DRIVER, v]);
+    await s.docker(['volume', 'create', '-d', DRIVER, '-o', 'Z', vz]);
+    await s.docker(['run', '-d', ...RUN, '--restart=always', '--name', always, '-v', `${v}:/d`, '-v', `${vz}:/z`, BB_IMAGE, ...LOGGER]);
+    await s.docker(['run', '-d', ...RUN, '--name', plain, '-v', `${v}:/d`, BB_IMAGE, ...IDLE]);
+    await waitFor('first start logged', () => fs.existsSync(path.join(hv.dataRoot, v, 'log')), 10_000);
+    const mark = await hv.mark();
+
+    await engine.restartDaemon({ liveRestore: false, signal: 'SIGKILL' });
+    await waitFor('restart=always container running', async () => (await inspectContainer(engine, always)).State.Running, 30_000);
+    expect((await exec(always, 'cat /d/log')).stdout).toBe('up\nup\n');
+    expect((await inspectContainer(engine, plain)).State.Running).toBe(false);
+    expect(await volumeRows(engine)).toEqual(expect.arrayContaining([`${DRIVER} ${v}`, `${DRIVER} ${vz}`]));
+    // a crash sends no Unmount for the containers that were running
+    expect(calls(await hv.since(mark), 'Unmount')).toHaveLength(0);
+
+    await s.docker(['rm', '-f', always, plain]);
+    await waitFor('Unmounts after rm -f', async () => calls(await hv.since(mark), 'Unmount').length >= 2, 15_000);
+    // nothing uses the volumes any more: a new container may take the single-writer volume, and both can be removed
+    const z = await s.docker(['run', '--rm', ...RUN, '-v', `${vz}:/z`, BB_IMAGE, 'true'], { allowFail: true });
+    expect({ code: z.code, error: errorsOf(z.stderr) }).toEqual({ code: 0, error: '' });
+    expect((await inspectVolume(engine, v)).Status.mounts).toBe(0);
+    expect((await inspectVolume(engine, vz)).Status.mounts).toBe(0);
+    const rm = await s.docker(['volume', 'rm', v, vz], { allowFail: true });
+    expect({ code: rm.code, error: errorsOf(rm.stderr) }).toEqual({ code: 0, error: '' });
   }, 120_000);
 });

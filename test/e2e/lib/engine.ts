@@ -212,7 +212,9 @@ export class Engine {
     await step('cgroup processes', () => removeCgroups(this.cgroupName));
     if (this.holderPid && isAlive(this.holderPid)) {
       const m = await unmountUnder(this.holderPid, this.base);
-      if (m.length) notes.push(`unmounted in the engine namespace: ${m.join(' ')}`);
+      // dockerd's own mounts under its data root are left behind by a crash or live-restore: not news
+      const other = m.filter((p) => !(p + '/').startsWith(`${this.base}/root/`));
+      if (other.length) notes.push(`unmounted in the engine namespace: ${other.join(' ')}`);
     }
     const hm = await unmountUnder('self', this.base);
     if (hm.length) notes.push(`unmounted in the host namespace: ${hm.join(' ')}`);
