@@ -2,7 +2,7 @@
 // cgroups under a run's --cgroup-parent, processes in a run's mount namespace, mounts under its BASE.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { isAlive, mountPoints, pidsInMountNs, run, signal, sleep } from './proc';
+import { isAlive, mountNs, mountPoints, pidsInMountNs, readPid, run, signal, sleep } from './proc';
 
 const CGROUP_ROOT = '/sys/fs/cgroup';
 
@@ -122,4 +122,30 @@ export async function unmountUnder(pid: number | 'self', base: string): Promise<
     }
   }
   return sorted;
+}
+
+/** Clean up runs whose jest process died without a teardown (their owner.pid is gone). */
+export async function sweepStaleRuns(): Promise<string[]> {
+  const swept: string[] = [];
+  for (const ent of fs.readdirSync('/tmp')) {
+    if (!ent.startsWith('hv-e2e-')) continue;
+    const base = path.join('/tmp', ent);
+    const owner = readPid(path.join(base, 'owner.pid'));
+    if (owner && isAlive(owner)) continue;
+    let ns: string | undefined;
+    try {
+      ns = fs.readFileSync(path.join(base, 'ns'), 'utf8').trim();
+    } catch {
+      /* namespace never came up */
+    }
+    // Only trust the recorded namespace while one of the run's own processes is still in it.
+    const own = ['holder.pid', 'docker.pid', 'hostvol.pid'].map((f) => readPid(path.join(base, f)));
+    const nsConfirmed = !!ns && own.some((p) => p && isAlive(p) && mountNs(p) === ns);
+    if (nsConfirmed) await killMountNs(ns);
+    await removeCgroups(ent);
+    await unmountUnder('self', base);
+    fs.rmSync(base, { recursive: true, force: true });
+    swept.push(base);
+  }
+  return swept;
 }

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
-import { cgroupDirs, killMountNs, removeCgroups, unmountUnder } from './cleanup';
+import { cgroupDirs, killMountNs, removeCgroups, sweepStaleRuns, unmountUnder } from './cleanup';
 import { buildImages } from './images';
 import {
   cmdline, isAlive, mountNs, mountPoints, pidsInMountNs, readPid, run, signal, terminate, waitFor, type RunResult,
@@ -275,32 +275,6 @@ export function ping(sock: string): Promise<string> {
   });
 }
 
-/** Clean up runs whose jest process died without a teardown (their owner.pid is gone). */
-export async function sweepStaleRuns(): Promise<string[]> {
-  const swept: string[] = [];
-  for (const ent of fs.readdirSync('/tmp')) {
-    if (!ent.startsWith('hv-e2e-')) continue;
-    const base = path.join('/tmp', ent);
-    const owner = readPid(path.join(base, 'owner.pid'));
-    if (owner && isAlive(owner)) continue;
-    let ns: string | undefined;
-    try {
-      ns = fs.readFileSync(path.join(base, 'ns'), 'utf8').trim();
-    } catch {
-      /* namespace never came up */
-    }
-    // Only trust the recorded namespace while one of the run's own processes is still in it.
-    const own = ['holder.pid', 'docker.pid', 'hostvol.pid'].map((f) => readPid(path.join(base, f)));
-    const nsConfirmed = !!ns && own.some((p) => p && isAlive(p) && mountNs(p) === ns);
-    if (nsConfirmed) await killMountNs(ns);
-    await removeCgroups(ent);
-    await unmountUnder('self', base);
-    fs.rmSync(base, { recursive: true, force: true });
-    swept.push(base);
-  }
-  return swept;
-}
-
 /** Start a private engine with the test images. On failure everything started so far is torn down. */
 export async function startEngine(opts: EngineOptions = {}): Promise<Engine> {
   await sweepStaleRuns();
@@ -318,4 +292,4 @@ export async function startEngine(opts: EngineOptions = {}): Promise<Engine> {
   return engine;
 }
 
-export { cgroupDirs };
+export { cgroupDirs, sweepStaleRuns };
