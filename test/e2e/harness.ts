@@ -41,6 +41,7 @@ export function e2eSuite(opts: SuiteOptions = {}): Suite {
   let engine: Engine | undefined;
   let hv: Hostvol | undefined;
   let startError: Error | undefined;
+  let exitKiller: (() => void) | undefined;
 
   const dumpLogs = (reason: string) => {
     const parts = [`\n========== ${reason} ==========`];
@@ -55,7 +56,8 @@ export function e2eSuite(opts: SuiteOptions = {}): Suite {
     try {
       engine = await startEngine(opts.engine);
       const e = engine;
-      exitKillers.add(() => e.killAllSync());
+      exitKiller = () => e.killAllSync();
+      exitKillers.add(exitKiller);
       if (opts.hostvol !== false) hv = await startHostvol(engine, opts.hostvol ?? {});
     } catch (e) {
       startError = e as Error;
@@ -70,7 +72,7 @@ export function e2eSuite(opts: SuiteOptions = {}): Suite {
     const e = engine;
     const notes = await e.teardown();
     const left = e.leftovers();
-    e.killAllSync();
+    if (exitKiller) exitKillers.delete(exitKiller);
     if (notes.length) console.warn(`[e2e teardown] ${notes.join('\n')}`);
     if (left.length) throw new Error(`teardown left state behind:\n${left.join('\n')}`);
   }, 180_000);

@@ -42,6 +42,7 @@ export class Engine {
   keepLogsIn: string | undefined = process.env.HOSTVOL_E2E_KEEP_LOGS || undefined;
   private finalizers: Finalizer[] = [];
   private tornDown = false;
+  private finished = false;
 
   constructor(readonly id: string) {
     this.base = `/tmp/hv-e2e-${id}`;
@@ -235,8 +236,9 @@ export class Engine {
     for (const f of this.finalizers) await step('finalizer', async () => f());
     const stray = await killMountNs(this.ns, this.holderPid ? [this.holderPid] : []);
     if (stray.length) notes.push(`killed stray processes in the engine namespace: ${stray.join(' ')}`);
+    // the holder goes last; with it the namespace (and every mount hostvol or dockerd left in it) is gone
     await terminate(this.holderPid, 2000);
-    await killMountNs(this.ns);
+    this.finished = true;
     return notes;
   }
 
@@ -255,6 +257,8 @@ export class Engine {
 
   /** Best-effort synchronous SIGKILL of everything the run started (for process exit without teardown). */
   killAllSync(): void {
+    // After a completed teardown the namespace is gone and its inode number may belong to someone else.
+    if (this.finished) return;
     for (const p of [this.dockerdPid, readPid(`${this.base}/exec/containerd/containerd.pid`), readPid(`${this.base}/hostvol.pid`)]) {
       if (p && mountNs(p) === this.ns) signal(p, 'SIGKILL');
     }
