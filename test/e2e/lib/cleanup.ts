@@ -84,12 +84,17 @@ export async function removeCgroups(name: string): Promise<string[]> {
   return left;
 }
 
-/** SIGKILL every process in mount namespace `ns` except `spare`; wait until they are gone. */
-export async function killMountNs(ns: string | undefined, spare: number[] = []): Promise<number[]> {
-  if (!ns) return [];
+/**
+ * SIGKILL every process in mount namespace `ns` except `anchor`, then the anchor. `anchor` must be one of
+ * the run's own processes and still in `ns`: while it lives the namespace cannot be freed, so its inode
+ * number cannot meanwhile be handed to somebody else's namespace. Without a live anchor nothing is killed.
+ */
+export async function killMountNs(ns: string | undefined, anchors: (number | undefined)[]): Promise<number[]> {
+  const anchor = anchors.find((p) => p && isAlive(p) && mountNs(p) === ns);
+  if (!ns || !anchor) return [];
   const killed = new Set<number>();
   for (let i = 0; i < 100; i++) {
-    const pids = pidsInMountNs(ns).filter((p) => !spare.includes(p) && p !== process.pid);
+    const pids = pidsInMountNs(ns).filter((p) => p !== anchor && p !== process.pid);
     if (pids.length === 0) break;
     for (const p of pids) {
       killed.add(p);
@@ -97,6 +102,8 @@ export async function killMountNs(ns: string | undefined, spare: number[] = []):
     }
     await sleep(50);
   }
+  signal(anchor, 'SIGKILL');
+  for (let i = 0; i < 100 && isAlive(anchor); i++) await sleep(20);
   return [...killed];
 }
 
@@ -140,8 +147,7 @@ export async function sweepStaleRuns(): Promise<string[]> {
     }
     // Only trust the recorded namespace while one of the run's own processes is still in it.
     const own = ['holder.pid', 'docker.pid', 'hostvol.pid'].map((f) => readPid(path.join(base, f)));
-    const nsConfirmed = !!ns && own.some((p) => p && isAlive(p) && mountNs(p) === ns);
-    if (nsConfirmed) await killMountNs(ns);
+    await killMountNs(ns, own);
     await removeCgroups(ent);
     await unmountUnder('self', base);
     fs.rmSync(base, { recursive: true, force: true });

@@ -234,10 +234,10 @@ export class Engine {
       if (left.length) throw new Error(`cgroups left: ${left.join(' ')}`);
     });
     for (const f of this.finalizers) await step('finalizer', async () => f());
-    const stray = await killMountNs(this.ns, this.holderPid ? [this.holderPid] : []);
-    if (stray.length) notes.push(`killed stray processes in the engine namespace: ${stray.join(' ')}`);
     // the holder goes last; with it the namespace (and every mount hostvol or dockerd left in it) is gone
-    await terminate(this.holderPid, 2000);
+    const own = [this.holderPid, this.dockerdPid, readPid(`${this.base}/hostvol.pid`)];
+    const stray = await killMountNs(this.ns, own);
+    if (stray.length) notes.push(`killed stray processes in the engine namespace: ${stray.join(' ')}`);
     this.finished = true;
     return notes;
   }
@@ -257,12 +257,10 @@ export class Engine {
 
   /** Best-effort synchronous SIGKILL of everything the run started (for process exit without teardown). */
   killAllSync(): void {
-    // After a completed teardown the namespace is gone and its inode number may belong to someone else.
-    if (this.finished) return;
-    for (const p of [this.dockerdPid, readPid(`${this.base}/exec/containerd/containerd.pid`), readPid(`${this.base}/hostvol.pid`)]) {
-      if (p && mountNs(p) === this.ns) signal(p, 'SIGKILL');
-    }
-    if (this.ns) for (const p of pidsInMountNs(this.ns)) signal(p, 'SIGKILL');
+    // Only while the holder still pins the namespace: otherwise its inode may belong to somebody else.
+    if (this.finished || !this.ns || !isAlive(this.holderPid) || mountNs(this.holderPid!) !== this.ns) return;
+    for (const p of pidsInMountNs(this.ns)) if (p !== this.holderPid) signal(p, 'SIGKILL');
+    signal(this.holderPid, 'SIGKILL');
   }
 }
 
