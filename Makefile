@@ -34,14 +34,14 @@ test: build system-deps engine
 	@rm -rf $(RESULTS) && mkdir -p $(RESULTS)
 	$(JEST) --selectProjects unit --json --outputFile=$(RESULTS)/unit.json
 	$(JEST) --selectProjects reliability --runInBand --json --outputFile=$(RESULTS)/reliability.json
-	$(JEST) --selectProjects e2e --runInBand --json --outputFile=$(RESULTS)/e2e.json
+	$(JEST) --selectProjects e2e --runInBand --verbose --json --outputFile=$(RESULTS)/e2e.json
 	@node test/summary.js $(RESULTS)/*.json
 
 test-unit: build system-deps
 	$(JEST) --selectProjects unit
 
 test-e2e: build system-deps engine
-	$(JEST) --selectProjects e2e --runInBand
+	$(JEST) --selectProjects e2e --runInBand --verbose
 
 reliability: build system-deps
 	npm run reliability
