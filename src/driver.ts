@@ -147,8 +147,12 @@ export class Driver {
       try {
         await this.discard(v);
       } catch (err) {
-        store.setState(name, 'ready');
         v.state = 'ready';
+        try {
+          store.setState(name, 'ready');
+        } catch (e) {
+          log.error({ volume: name, err: describe(e) }, 'could not mark the volume ready again; the next start finishes the remove');
+        }
         throw new HostvolError(`volume "${name}" was not removed: ${describe(err)}`);
       }
       log.info({ volume: name, path: v.path, data: vol.onRemove(v) === 'delete' ? 'deleted' : 'kept' }, 'volume removed');
@@ -175,8 +179,14 @@ export class Driver {
     } catch (err) {
       this.deps.log.error({ volume: v.name, path: v.made, err: describe(err) }, 'could not remove a half-made volume directory');
     }
-    this.deps.store.deleteVolume(v.name);
+    // Forgotten even when the store cannot be written (disk full): a retried Create must not find a
+    // half-made volume and call it done; the 'creating' row is replaced by it or undone at the next start.
     this.volumes.delete(v.name);
+    try {
+      this.deps.store.deleteVolume(v.name);
+    } catch (err) {
+      this.deps.log.error({ volume: v.name, err: describe(err) }, 'could not delete the record of an undone create; the next start does');
+    }
   }
 
   private visible(name: string): Volume {

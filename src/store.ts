@@ -40,12 +40,19 @@ CREATE TABLE IF NOT EXISTS leases (
 export class Store {
   private readonly db: Database.Database;
   private readonly stmts;
+  private readonly file: string;
 
   constructor(stateDir: string) {
     fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-    const file = path.join(stateDir, 'hostvol.db');
-    // A short busy timeout: a locked store means another hostvol, and waiting would not help.
-    this.db = new Database(file, { timeout: 100 });
+    const file = (this.file = path.join(stateDir, 'hostvol.db'));
+    const cannotOpen = (err: Error) =>
+      new HostvolError(`cannot open the state store ${file}: ${err.message}; ${stateDir} must be on a writable file system with free space`);
+    try {
+      // A short busy timeout: a locked store means another hostvol, and waiting would not help.
+      this.db = new Database(file, { timeout: 100 });
+    } catch (err) {
+      throw err instanceof Database.SqliteError ? cannotOpen(err) : err;
+    }
     try {
       // Exclusive locking: a second hostvol on the same state dir fails here instead of sharing it.
       this.db.pragma('locking_mode = EXCLUSIVE');
@@ -57,12 +64,16 @@ export class Store {
       if ((err as { code?: string }).code === 'SQLITE_BUSY') {
         throw new HostvolError(`state directory ${stateDir} is in use by another hostvol process`);
       }
-      throw err;
+      // A read-only file system shows up as an I/O error on the lock (SQLITE_IOERR_LOCK).
+      throw err instanceof Database.SqliteError ? cannotOpen(err) : err;
     }
     this.stmts = {
+      // A row left 'creating' by an undo whose delete failed (disk full) is replaced, never a live one.
       insert: this.db.prepare(
         `INSERT INTO volumes (name, path, options, created_by, created_at, state, made)
-         VALUES (@name, @path, @options, @createdBy, @createdAt, @state, @made)`,
+         VALUES (@name, @path, @options, @createdBy, @createdAt, @state, @made)
+         ON CONFLICT (name) DO UPDATE SET path = excluded.path, options = excluded.options, created_by = excluded.created_by,
+           created_at = excluded.created_at, state = excluded.state, made = excluded.made WHERE volumes.state = 'creating'`,
       ),
       setState: this.db.prepare('UPDATE volumes SET state = ? WHERE name = ?'),
       deleteVolume: this.db.prepare('DELETE FROM volumes WHERE name = ?'),
@@ -89,25 +100,42 @@ export class Store {
   }
 
   insertVolume(rec: VolumeRecord): void {
-    this.stmts.insert.run(rec);
+    const { changes } = this.write(`record volume "${rec.name}"`, () => this.stmts.insert.run(rec));
+    if (changes !== 1) throw new HostvolError(`state store ${this.file} already has a record of volume "${rec.name}"; restart hostvol`);
   }
 
   setState(name: string, state: RecordState): void {
-    this.stmts.setState.run(state, name);
+    this.write(`mark volume "${name}" ${state}`, () => this.stmts.setState.run(state, name));
   }
 
   /** Forgets a volume and any leases it still had, in one transaction. */
   deleteVolume = (name: string): void => {
-    this.db.transaction(() => {
-      this.stmts.deleteLeases.run(name);
-      this.stmts.deleteVolume.run(name);
-    })();
+    this.write(`forget volume "${name}"`, () =>
+      this.db.transaction(() => {
+        this.stmts.deleteLeases.run(name);
+        this.stmts.deleteVolume.run(name);
+      })(),
+    );
   };
 
   /** Records the count of one lease; a count of zero removes it. */
   setLease(volume: string, id: string, count: number, bootId: string): void {
-    if (count > 0) this.stmts.upsertLease.run(volume, id, count, bootId);
-    else this.stmts.deleteLease.run(volume, id);
+    this.write(`${count > 0 ? 'record' : 'release'} a mount of volume "${volume}"`, () =>
+      count > 0 ? this.stmts.upsertLease.run(volume, id, count, bootId) : this.stmts.deleteLease.run(volume, id),
+    );
+  }
+
+  /** A failed write (disk full, read-only, I/O error) becomes an error that names the volume and the fix. */
+  private write<T>(what: string, run: () => T): T {
+    try {
+      return run();
+    } catch (err) {
+      if (!(err instanceof Database.SqliteError)) throw err;
+      throw new HostvolError(
+        `cannot ${what} in the state store ${this.file}: ${err.message}; ` +
+          'free space on its file system or make it writable, then try again',
+      );
+    }
   }
 
   /** Drops leases recorded under another boot: after a reboot no process can still hold them. */
