@@ -9,7 +9,7 @@ import { KeyedLock } from './keyed-lock';
 import type { Labeler } from './labels';
 import type { Mounter } from './mounter';
 import { parseOptions, sameOptions, type VolumeOptions } from './options';
-import { Confinement, firstMissing, isInside, removeTree } from './paths';
+import { Confinement, firstMissing, isInside, removeEmptyParents, removeTree } from './paths';
 import type { VolumeInfo } from './protocol';
 import type { Store } from './store';
 import * as vol from './volume';
@@ -167,7 +167,11 @@ export class Driver {
   /** Deletes what the volume owns (per onremove) and forgets it; also finishes a remove after a crash. */
   async discard(v: Volume): Promise<void> {
     if (vol.needsBind(v, this.deps.layout)) await this.deps.mounter.release(vol.bindTarget(v, this.deps.layout));
-    if (vol.onRemove(v) === 'delete') await removeTree(v.path, this.deps.confinement);
+    if (vol.onRemove(v) === 'delete') {
+      await removeTree(v.path, this.deps.confinement);
+      // And the parents mkdir -p made for it, once nothing else is in them.
+      if (v.made) removeEmptyParents(v.path, v.made, this.deps.confinement);
+    }
     this.deps.store.deleteVolume(v.name);
     this.volumes.delete(v.name);
   }
@@ -175,9 +179,14 @@ export class Driver {
   /** Undoes a create that failed part-way (or was cut short by a crash): no record, no half-made dir. */
   async undoCreate(v: Volume): Promise<void> {
     try {
-      if (v.made) await removeTree(v.made, this.deps.confinement);
+      // Its own directory, then the parents it made while they are empty: a concurrent Create may
+      // have put its volume into a parent this one made.
+      if (v.made) {
+        await removeTree(v.path, this.deps.confinement);
+        removeEmptyParents(v.path, v.made, this.deps.confinement);
+      }
     } catch (err) {
-      this.deps.log.error({ volume: v.name, path: v.made, err: describe(err) }, 'could not remove a half-made volume directory');
+      this.deps.log.error({ volume: v.name, path: v.path, err: describe(err) }, 'could not remove a half-made volume directory');
     }
     // Forgotten even when the store cannot be written (disk full): a retried Create must not find a
     // half-made volume and call it done; the 'creating' row is replaced by it or undone at the next start.

@@ -74,6 +74,21 @@ export class Confinement {
 }
 
 /**
+ * Removes the directories above `dir`, up to and including `top`, that are empty: what `mkdir -p`
+ * made for a volume, without touching a parent another volume still uses, a root, or anything outside.
+ */
+export function removeEmptyParents(dir: string, top: string, confinement: Confinement): void {
+  for (let p = path.dirname(dir); isInside(p, top) && p !== dir; dir = p, p = path.dirname(p)) {
+    if (confinement.isRoot(p) || !confinement.roots.some((r) => isInside(p, r))) return;
+    try {
+      fs.rmdirSync(p);
+    } catch {
+      return; // not empty (another volume, someone's files) or already gone
+    }
+  }
+}
+
+/**
  * Deletes the tree at `dir` without following symlinks and without crossing into other file
  * systems. `dir` must be its own real path, lie strictly inside a root, and not be one.
  */
