@@ -9,7 +9,7 @@ import { KeyedLock } from './keyed-lock';
 import type { Labeler } from './labels';
 import type { Mounter } from './mounter';
 import { parseOptions, sameOptions, type VolumeOptions } from './options';
-import { Confinement, firstMissing, isInside, removeEmptyParents, removeTree } from './paths';
+import { Confinement, firstMissing, isInside, makeDirs, removeEmptyParents, removeTree } from './paths';
 import type { VolumeInfo } from './protocol';
 import type { Store } from './store';
 import * as vol from './volume';
@@ -263,7 +263,7 @@ export class Driver {
   /** Makes the directory and applies ownership, mode and label; an existing directory is put back on failure. */
   private async prepare(v: Volume): Promise<void> {
     const { uid, gid, mode, label } = v.options;
-    if (v.createdBy === 'hostvol') await fs.promises.mkdir(v.path, { recursive: true, mode: 0o755 });
+    if (v.createdBy === 'hostvol') await makeDirs(v.path, 0o755);
     const before = v.createdBy === 'existing' ? await fs.promises.stat(v.path) : undefined;
     try {
       // A directory hostvol made gets the options; an existing one only what was explicitly given.

@@ -73,6 +73,17 @@ export class Confinement {
   }
 }
 
+/** `mkdir -p` that reports the real error: Node's recursive mkdir turns ENOSPC into ENOENT. */
+export async function makeDirs(p: string, mode: number): Promise<void> {
+  const missing: string[] = [];
+  for (let cur = p; !fs.existsSync(cur); cur = path.dirname(cur)) missing.unshift(cur);
+  for (const dir of missing) {
+    await fs.promises.mkdir(dir, { mode }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    });
+  }
+}
+
 /**
  * Removes the directories above `dir`, up to and including `top`, that are empty: what `mkdir -p`
  * made for a volume, without touching a parent another volume still uses, a root, or anything outside.
