@@ -97,7 +97,7 @@ export class Driver {
         );
       }
       const first = v.leases.size === 0;
-      if (first) await this.provision(v);
+      await this.provision(v, first);
       // Also re-creates a bind mount lost behind our back (crash, dockerd's shutdown unmount).
       if (vol.needsBind(v, layout) && !this.deps.mounter.isMountPoint(vol.bindTarget(v, layout))) {
         await this.deps.mounter.bind(v.path, vol.bindTarget(v, layout), v.options.readOnly);
@@ -280,8 +280,8 @@ export class Driver {
     }
   }
 
-  /** Before the first container: the directory must still exist; relabel; bind when needed. */
-  private async provision(v: Volume): Promise<void> {
+  /** Before every Mount: the directory must still exist and still be itself; relabel before the first. */
+  private async provision(v: Volume, first: boolean): Promise<void> {
     const st = await fs.promises.stat(v.path).catch(() => undefined);
     if (!st?.isDirectory()) {
       throw new PathError(
@@ -289,7 +289,15 @@ export class Driver {
           'recreate the directory, or remove the volume',
       );
     }
-    if (v.options.label) await this.deps.labeler.relabel(v.path);
+    // A directory (or parent) swapped for a symlink since Create would hand dockerd a path outside.
+    const real = await fs.promises.realpath(v.path);
+    if (real !== v.path) {
+      throw new PathError(
+        `volume "${v.name}": its directory ${v.path} now leads to ${real} through a symbolic link; ` +
+          'put the directory back, or remove the volume',
+      );
+    }
+    if (first && v.options.label) await this.deps.labeler.relabel(v.path);
   }
 
   private async releaseBind(v: Volume): Promise<void> {
