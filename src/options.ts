@@ -1,6 +1,7 @@
 // Driver options (`docker volume create -o k=v`, `--mount …,volume-opt=k=v`): the allow-list, how
 // each value is parsed, and the conflict rules. Everything is driven by the `keys` table below.
 import { InvalidOptionError } from './errors';
+import { UNPAIRED_SURROGATE } from './protocol';
 
 export type Label = 'z' | 'Z';
 export type OnRemove = 'keep' | 'delete';
@@ -84,6 +85,9 @@ function setPath(d: Draft, value: string, fail: Fail): void {
   if (!value.startsWith('/')) fail(`option path must be an absolute host directory, got "${clip(value)}"`);
   if (value.includes('\0')) fail('option path contains a NUL byte');
   if (value.length > 4095) fail('option path is longer than PATH_MAX (4095)');
+  // The file system would store U+FFFD, so two different paths could name one directory.
+  if (UNPAIRED_SURROGATE.test(value)) fail('option path is not valid Unicode (it has an unpaired surrogate)');
+  if (value.split('/').some((c) => Buffer.byteLength(c) > 255)) fail('option path has a component longer than 255 bytes (NAME_MAX)');
   if (d.path !== undefined && d.path !== value) {
     fail('options path and mountpoint name the same setting; give only one of them');
   }

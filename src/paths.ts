@@ -2,7 +2,7 @@
 // way the kernel resolves them), and a tree delete that never leaves the directory it was given.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PathError } from './errors';
+import { PathError, describe } from './errors';
 import { mountPoints } from './mountinfo';
 
 /** True when `child` is `root` or lies below it (plain string prefixes would let /data match /database). */
@@ -28,9 +28,17 @@ export function realLocation(p: string): string {
     try {
       cur = fs.realpathSync(next);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return path.resolve(cur, ...parts.slice(i));
-      if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') throw new PathError(`${cur} is not a directory`);
-      throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') {
+        // A dangling symlink: its target could be anywhere, and mkdir -p would fail on it anyway.
+        if (fs.lstatSync(next, { throwIfNoEntry: false })?.isSymbolicLink()) {
+          throw new PathError(`${shown(next)} is a symbolic link to ${shown(fs.readlinkSync(next))}, which does not exist`);
+        }
+        return path.resolve(cur, ...parts.slice(i));
+      }
+      if (code === 'ENOTDIR') throw new PathError(`${shown(cur)} is not a directory`);
+      // ENAMETOOLONG, ELOOP, EACCES: the errno text would repeat the whole (possibly huge) path.
+      throw new PathError(`cannot resolve ${shown(next)} (${code ?? describe(err)})`);
     }
   }
   return cur;
@@ -56,11 +64,17 @@ export class Confinement {
 
   /** Resolves `p` and returns its real location, or throws when it lies outside every root. */
   judge(p: string, what: string): string {
-    const real = realLocation(p);
+    let real: string;
+    try {
+      real = realLocation(p);
+    } catch (err) {
+      if (err instanceof PathError) throw new PathError(`${what} ${err.message}; choose another path`);
+      throw err;
+    }
     if (!this.roots.some((root) => isInside(real, root))) {
-      const shown = real === p ? p : `${p} (really ${real})`;
+      const where = real === p ? shown(p) : `${shown(p)} (really ${shown(real)})`;
       throw new PathError(
-        `${what} ${shown} is outside the allowed paths (${this.roots.join(', ')}); ` +
+        `${what} ${where} is outside the allowed paths (${this.roots.join(', ')}); ` +
           'choose a directory inside one of them, or start hostvol with --allow-path for its parent',
       );
     }
@@ -97,6 +111,12 @@ export function removeEmptyParents(dir: string, top: string, confinement: Confin
       return; // not empty (another volume, someone's files) or already gone
     }
   }
+}
+
+/** Paths in messages: hostile ones can be huge or binary, so show a readable prefix. */
+function shown(p: string): string {
+  const printable = JSON.stringify(p).slice(1, -1);
+  return printable.length > 200 ? `${printable.slice(0, 200)}…` : printable;
 }
 
 /**

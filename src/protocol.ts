@@ -11,10 +11,18 @@ export const CreateRequest = z.object({
   Opts: z.record(z.string(), z.string()).nullish(),
 });
 export const NameRequest = z.object({ Name: name });
+/** A lone UTF-16 surrogate: SQLite stores it as invalid UTF-8 and reads back U+FFFD, a different string. */
+export const UNPAIRED_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
 export const MountRequest = z.object({
   Name: name,
   // ID is an opaque per-mount-point token chosen by dockerd (not the container ID).
-  ID: z.string({ error: 'request has no Mount ID' }).min(1, 'request has an empty Mount ID'),
+  ID: z
+    .string({ error: 'request has no Mount ID' })
+    .min(1, 'request has an empty Mount ID')
+    .refine((id) => !UNPAIRED_SURROGATE.test(id), {
+      error: 'request has a Mount ID that is not valid Unicode (an unpaired surrogate); dockerd sends 64 hex digits',
+    }),
 });
 
 export type CreateRequest = z.infer<typeof CreateRequest>;
