@@ -1,5 +1,6 @@
 // The Unix socket's lifecycle: its directory, refusing to steal a live socket, replacing a stale
 // one, permissions from the first instant, and a shutdown that lets requests in flight finish.
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import type * as http from 'node:http';
 import * as net from 'node:net';
@@ -29,13 +30,42 @@ export async function probeSocket(socketPath: string): Promise<'live' | 'stale' 
   });
 }
 
+const busy = (socketPath: string) =>
+  new HostvolError(`another process is already serving ${socketPath}; stop it first or choose another --socket`);
+
+/**
+ * Holds an abstract Unix socket named after `socketPath` while the server runs. Without it, two
+ * processes starting at once over a stale socket both see it stale and both replace it, and one of
+ * them serves nobody. The kernel frees the name when the process dies, so SIGKILL leaves nothing stale.
+ */
+async function claim(socketPath: string): Promise<net.Server> {
+  const real = path.join(fs.realpathSync(path.dirname(socketPath)), path.basename(socketPath));
+  const name = `\0hostvol-${crypto.createHash('sha256').update(real).digest('hex').slice(0, 48)}`;
+  const lock = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    lock.once('error', (err: NodeJS.ErrnoException) => reject(err.code === 'EADDRINUSE' ? busy(socketPath) : err));
+    lock.listen(name, () => resolve());
+  });
+  lock.unref();
+  return lock;
+}
+
 /** Listens on `socketPath` with `mode`, after removing a stale socket; refuses a live one. */
 export async function listenUnix(server: http.Server, socketPath: string, mode = 0o660): Promise<void> {
   fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o755 });
-  const state = await probeSocket(socketPath);
-  if (state === 'live') {
-    throw new HostvolError(`another process is already serving ${socketPath}; stop it first or choose another --socket`);
+  const lock = await claim(socketPath);
+  try {
+    await listenClaimed(server, socketPath, mode);
+  } catch (err) {
+    lock.close();
+    throw err;
   }
+  server.once('close', () => lock.close());
+}
+
+async function listenClaimed(server: http.Server, socketPath: string, mode: number): Promise<void> {
+  const state = await probeSocket(socketPath);
+  if (state === 'live') throw busy(socketPath);
   // A dead plugin's socket makes every `docker volume ls` wait 15 s; replace it.
   if (state === 'stale') fs.unlinkSync(socketPath);
   // The umask covers the moment between bind(2) and chmod(2), so the socket is never wider than `mode`.
