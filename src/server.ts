@@ -1,5 +1,8 @@
 // The HTTP layer, kept thin: decode the body with the endpoint's schema, call the driver, encode
-// the reply. Every reply is HTTP 200 with JSON; every failure is {"Err": "..."}.
+// the reply. Every reply is HTTP 200 with JSON; every failure is {"Err": "..."}. The requests dockerd
+// sends take a direct node:http path; anything else goes through Express, with the same results
+// (the path costs and what each change bought are in BENCHMARKS.md).
+import type * as http from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
@@ -8,6 +11,7 @@ import { HostvolError, describe } from './errors';
 import { describeIssues, endpoints, type Route } from './protocol';
 
 export const BODY_LIMIT = '64kb';
+const LIMIT_BYTES = 64 * 1024; // what express.json makes of BODY_LIMIT
 
 type Handler<R extends Route> = (driver: Driver, req: z.infer<(typeof endpoints)[R]['request']>) => unknown;
 
@@ -25,48 +29,163 @@ const handlers: { [R in Route]: Handler<R> } = {
   '/VolumeDriver.Capabilities': () => ({ Capabilities: { Scope: 'local' } }),
 };
 
-/** `ready` resolves once the store is loaded; requests that arrive earlier wait rather than see no volumes. */
-export function createApp(ready: Promise<Driver>, log: Logger): express.Express {
-  const app = express();
-  app.disable('x-powered-by');
-  app.set('etag', false);
-  // dockerd sends no Content-Type, and an empty body when it retries: parse whatever arrives as JSON.
-  app.use(express.json({ type: () => true, limit: BODY_LIMIT }));
+const byLowerPath = new Map((Object.keys(endpoints) as Route[]).map((r) => [r.toLowerCase(), r]));
 
-  for (const route of Object.keys(endpoints) as Route[]) {
-    const { request } = endpoints[route];
-    const handler = handlers[route] as Handler<Route>;
-    app.post(route, async (req: Request, res: Response) => {
-      const started = performance.now();
-      let reply: unknown;
-      try {
-        const parsed = request.safeParse(req.body ?? {});
-        if (!parsed.success) throw new HostvolError(`${route}: ${describeIssues(parsed.error)}`);
-        reply = await handler(await ready, parsed.data as never);
-      } catch (err) {
-        reply = { Err: describe(err) };
-        const level = err instanceof HostvolError ? 'warn' : 'error';
-        log[level]({ route, name: (req.body as { Name?: unknown })?.Name, err: describe(err) }, 'request failed');
-      }
-      res.json(reply);
-      if (log.isLevelEnabled('debug')) {
-        log.debug({ route, body: req.body, reply, ms: +(performance.now() - started).toFixed(3) }, 'request');
-      }
-    });
-  }
+function routeOf(path: string): Route | undefined {
+  const p = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+  return byLowerPath.get(p.toLowerCase());
+}
 
-  app.use((req: Request, res: Response) => {
-    res.json({ Err: `unknown endpoint ${req.method} ${req.path}; hostvol serves POST ${Object.keys(endpoints).join(', ')}` });
+/**
+ * Whether readPlain can read this body exactly as express.json would: the shape dockerd sends (no
+ * Content-Type, not chunked, not compressed, Content-Length within the limit, or no body at all).
+ * Anything else (charsets, gzip, chunked, oversized) goes through express.json, which refuses an
+ * oversized body from its Content-Length, before reading it.
+ */
+function plainBody(req: http.IncomingMessage): boolean {
+  const h = req.headers;
+  if (h['content-type'] !== undefined || h['transfer-encoding'] !== undefined) return false;
+  const encoding = h['content-encoding'];
+  if (encoding !== undefined && encoding.toLowerCase() !== 'identity') return false;
+  const length = h['content-length'];
+  return length === undefined || Number(length) <= LIMIT_BYTES;
+}
+
+type BodyError = Error & { type: string };
+const bodyError = (err: Error, type: string): BodyError => Object.assign(err, { type });
+
+/** Reads and parses a plain body as express.json({strict: true}) does; `undefined` when there is none. */
+function readPlain(req: http.IncomingMessage, done: (err: BodyError | undefined, body?: unknown) => void): void {
+  if (req.headers['content-length'] === undefined) return done(undefined, undefined);
+  const chunks: Buffer[] = [];
+  let finished = false;
+  const finish = (err: BodyError | undefined, body?: unknown) => {
+    if (finished) return;
+    finished = true;
+    done(err, body);
+  };
+  req.on('data', (chunk: Buffer) => chunks.push(chunk));
+  req.once('end', () => {
+    let body: unknown;
+    try {
+      body = parseJson(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
+    } catch (err) {
+      return finish(bodyError(err as Error, 'entity.parse.failed'));
+    }
+    finish(undefined, body);
   });
-  app.use((err: Error & { type?: string }, req: Request, res: Response, _next: NextFunction) => {
+  req.once('aborted', () => finish(bodyError(new Error('request aborted'), 'request.aborted')));
+  req.once('error', (err) => finish(bodyError(err, 'request.aborted')));
+}
+
+const FIRST_CHAR = /^[\x20\x09\x0a\x0d]*([^\x20\x09\x0a\x0d])/;
+
+/** body-parser's strict JSON: the decoded text without a BOM, {} when empty, an object or array. */
+function parseJson(raw: Buffer): unknown {
+  let text = raw.toString('utf8');
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  if (text.length === 0) return {};
+  const first = FIRST_CHAR.exec(text)?.[1];
+  if (first !== '{' && first !== '[') throw strictError(text, first);
+  return JSON.parse(text);
+}
+
+/** The message body-parser gives a body that is not an object or array, e.g. `Unexpected token 'n', "null" is not valid JSON`. */
+function strictError(text: string, first: string | undefined): Error {
+  const index = text.indexOf(first as string);
+  const partial = index === -1 ? '' : text.substring(0, index) + '#'.repeat(text.length - index);
+  try {
+    JSON.parse(partial);
+    return new SyntaxError('strict violation');
+  } catch (e) {
+    const err = e as Error;
+    err.message = err.message.replace(/#+/g, (p) => text.substring(index, index + p.length));
+    return err;
+  }
+}
+
+/** What res.json sends (same headers, same bytes), without its content-type and charset negotiation. */
+function sendJson(res: http.ServerResponse, reply: unknown): void {
+  const body = Buffer.from(JSON.stringify(reply));
+  res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': body.length });
+  res.end(body);
+}
+
+/**
+ * The request path as Express's req.path gives it, for the plain request-targets dockerd sends;
+ * undefined for anything parseurl would treat specially (those requests go through Express).
+ */
+function pathOf(url: string | undefined): string | undefined {
+  if (url === undefined || url.charCodeAt(0) !== 0x2f || /[\t\n\f\r #\u00a0\ufeff]/.test(url)) return undefined;
+  const q = url.indexOf('?');
+  return q === -1 ? url : url.slice(0, q);
+}
+
+/**
+ * The request listener. dockerd's requests (POST to a plugin route, plain body) are answered
+ * directly on node:http: Express's per-request set-up (it swaps the prototypes of req and res) costs
+ * more than the rest of a Get together (bench/, BENCHMARKS.md). Every other request goes through the
+ * Express app, which serves it exactly as before. `ready` resolves once the store is loaded;
+ * requests that arrive earlier wait rather than see no volumes.
+ */
+export function createApp(ready: Promise<Driver>, log: Logger): http.RequestListener {
+  const serve = async (route: Route, body: unknown, res: http.ServerResponse): Promise<void> => {
+    const started = performance.now();
+    let reply: unknown;
+    try {
+      const parsed = endpoints[route].request.safeParse(body ?? {});
+      if (!parsed.success) throw new HostvolError(`${route}: ${describeIssues(parsed.error)}`);
+      reply = await (handlers[route] as Handler<Route>)(await ready, parsed.data as never);
+    } catch (err) {
+      reply = { Err: describe(err) };
+      const level = err instanceof HostvolError ? 'warn' : 'error';
+      log[level]({ route, name: (body as { Name?: unknown })?.Name, err: describe(err) }, 'request failed');
+    }
+    sendJson(res, reply);
+    if (log.isLevelEnabled('debug')) {
+      log.debug({ route, body, reply, ms: +(performance.now() - started).toFixed(3) }, 'request');
+    }
+  };
+
+  const refuse = (path: string, err: Error & { type?: string }, res: http.ServerResponse): void => {
     const message =
       err.type === 'entity.too.large'
         ? `request body is larger than the ${BODY_LIMIT} limit`
         : err.type === 'entity.parse.failed'
           ? `request body is not valid JSON: ${err.message}`
           : `bad request: ${err.message}`;
-    log.warn({ route: req.path, err: message }, 'request refused');
-    res.json({ Err: message });
+    log.warn({ route: path, err: message }, 'request refused');
+    sendJson(res, { Err: message });
+  };
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  // dockerd sends no Content-Type, and an empty body when it retries: parse whatever arrives as JSON.
+  app.use(express.json({ type: () => true, limit: BODY_LIMIT }));
+  // One dispatch middleware and a Map lookup instead of one app.post per endpoint. Matching is what
+  // Express did for those routes: POST only, case-insensitive, one optional trailing slash.
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const route = req.method === 'POST' ? routeOf(req.path) : undefined;
+    if (route === undefined) return next();
+    return serve(route, req.body, res);
   });
-  return app;
+  app.use((req: Request, res: Response) => {
+    res.json({ Err: `unknown endpoint ${req.method} ${req.path}; hostvol serves POST ${Object.keys(endpoints).join(', ')}` });
+  });
+  app.use((err: Error & { type?: string }, req: Request, res: Response, _next: NextFunction) => refuse(req.path, err, res));
+
+  return (req, res) => {
+    const path = req.method === 'POST' && plainBody(req) ? pathOf(req.url) : undefined;
+    const route = path === undefined ? undefined : routeOf(path);
+    if (route === undefined) return void app(req, res);
+    readPlain(req, (err, body) => {
+      const answer = async () => (err ? refuse(path!, err, res) : serve(route, body, res));
+      answer().catch((e: Error) => {
+        // Only if writing the reply itself failed; Express would have passed this to the handler above.
+        if (!res.headersSent) refuse(path!, e, res);
+        else log.error({ route: path, err: describe(e) }, 'request failed after its reply was sent');
+      });
+    });
+  };
 }
