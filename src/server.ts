@@ -3,7 +3,7 @@
 // sends take a direct node:http path; anything else goes through Express, with the same results
 // (the path costs and what each change bought are in BENCHMARKS.md).
 import type * as http from 'node:http';
-import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Express, NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { Driver } from './driver';
@@ -158,27 +158,35 @@ export function createApp(ready: Promise<Driver>, log: Logger): http.RequestList
     sendJson(res, { Err: message });
   };
 
-  const app = express();
-  app.disable('x-powered-by');
-  app.set('etag', false);
-  // dockerd sends no Content-Type, and an empty body when it retries: parse whatever arrives as JSON.
-  app.use(express.json({ type: () => true, limit: BODY_LIMIT }));
-  // One dispatch middleware and a Map lookup instead of one app.post per endpoint. Matching is what
-  // Express did for those routes: POST only, case-insensitive, one optional trailing slash.
-  app.use((req: Request, res: Response, next: NextFunction) => {
-    const route = req.method === 'POST' ? routeOf(req.path) : undefined;
-    if (route === undefined) return next();
-    return serve(route, req.body, res);
-  });
-  app.use((req: Request, res: Response) => {
-    res.json({ Err: `unknown endpoint ${req.method} ${req.path}; hostvol serves POST ${Object.keys(endpoints).join(', ')}` });
-  });
-  app.use((err: Error & { type?: string }, req: Request, res: Response, _next: NextFunction) => refuse(req.path, err, res));
+  // Built on the first request that needs it: loading Express is ~100 ms of start-up that
+  // dockerd's requests never use (bench/: start-up with 100k volumes).
+  let app: Express | undefined;
+  const expressApp = (): Express => {
+    if (app) return app;
+    const express = require('express') as typeof import('express');
+    app = express();
+    app.disable('x-powered-by');
+    app.set('etag', false);
+    // dockerd sends no Content-Type, and an empty body when it retries: parse whatever arrives as JSON.
+    app.use(express.json({ type: () => true, limit: BODY_LIMIT }));
+    // One dispatch middleware and a Map lookup instead of one app.post per endpoint. Matching is what
+    // Express did for those routes: POST only, case-insensitive, one optional trailing slash.
+    app.use((req: Request, res: Response, next: NextFunction) => {
+      const route = req.method === 'POST' ? routeOf(req.path) : undefined;
+      if (route === undefined) return next();
+      return serve(route, req.body, res);
+    });
+    app.use((req: Request, res: Response) => {
+      res.json({ Err: `unknown endpoint ${req.method} ${req.path}; hostvol serves POST ${Object.keys(endpoints).join(', ')}` });
+    });
+    app.use((err: Error & { type?: string }, req: Request, res: Response, _next: NextFunction) => refuse(req.path, err, res));
+    return app;
+  };
 
   return (req, res) => {
     const path = req.method === 'POST' && plainBody(req) ? pathOf(req.url) : undefined;
     const route = path === undefined ? undefined : routeOf(path);
-    if (route === undefined) return void app(req, res);
+    if (route === undefined) return void expressApp()(req, res);
     readPlain(req, (err, body) => {
       const answer = async () => (err ? refuse(path!, err, res) : serve(route, body, res));
       answer().catch((e: Error) => {
