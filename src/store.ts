@@ -91,8 +91,13 @@ export class Store {
     };
   }
 
-  volumes(): VolumeRecord[] {
-    return this.stmts.volumes.all() as VolumeRecord[];
+  /**
+   * Every volume record, one row at a time: with 100k volumes, an array of all rows kept alive while
+   * they are turned into volumes cost ~30 MB of peak RSS (bench/, BENCHMARKS.md). No other store call
+   * may run until the iteration ends.
+   */
+  volumes(): IterableIterator<VolumeRecord> {
+    return this.stmts.volumes.iterate() as IterableIterator<VolumeRecord>;
   }
 
   leases(): LeaseRecord[] {
