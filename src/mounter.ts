@@ -2,7 +2,6 @@
 // removal. It shells out to mount(8)/umount(8), which every host and the plugin rootfs carry.
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { isReadOnlyMount, mountPoints } from './mountinfo';
@@ -38,9 +37,10 @@ export const systemMounter: Mounter = {
       return;
     }
     // A remount to ro changes only the one mount, not the peers it propagated to (a managed plugin's
-    // propagated mount, the host's copy dockerd uses). So make a read-only bind in a private staging
-    // point first; a bind of it copies the read-only flag to the new mount and to its peers.
-    const staging = fs.mkdtempSync(path.join(os.tmpdir(), 'hostvol-ro-'));
+    // propagated mount, the host's copy dockerd uses). So make a read-only bind in a staging point
+    // first; a bind of it copies the read-only flag to the new mount and to its peers. The staging
+    // point sits next to the target, where start-up recovery removes it if a SIGKILL leaves it mounted.
+    const staging = fs.mkdtempSync(path.join(path.dirname(target), '.staging-'));
     try {
       await cmd('mount', ['--bind', source, staging]);
       await cmd('mount', ['-o', 'remount,bind,ro', staging]);
