@@ -34,8 +34,12 @@ export interface DriverDeps {
 export class Driver {
   readonly volumes = new Map<string, Volume>();
   private readonly lock = new KeyedLock();
+  /** Which dockerd we are serving: advanced by every /Plugin.Activate, kept across our own restarts. */
+  private generation = 0;
 
-  constructor(readonly deps: DriverDeps) {}
+  constructor(readonly deps: DriverDeps) {
+    this.generation = deps.store.generation();
+  }
 
   get(name: string): VolumeInfo {
     const v = this.visible(name);
@@ -85,12 +89,27 @@ export class Driver {
     });
   }
 
+  /**
+   * dockerd activates a legacy plugin once per daemon lifetime, so an Activate means a new dockerd:
+   * mounts recorded before it may belong to containers that daemon killed without an Unmount.
+   */
+  activated(): void {
+    const next = this.generation + 1;
+    this.deps.store.setGeneration(next);
+    this.generation = next;
+    this.deps.log.info({ generation: next }, 'activated by dockerd');
+  }
+
   mount(name: string, id: string): Promise<string> {
     return this.lock.run(name, async () => {
       const v = this.visible(name);
       const { layout, store, bootId } = this.deps;
-      const count = v.leases.get(id) ?? 0;
-      if (count === 0 && v.options.label === 'Z' && v.leases.size > 0) {
+      const held = v.leases.get(id);
+      // The same ID mounted again by the same dockerd is docker cp: count it. From an earlier dockerd it
+      // is a container restored after a crash, whose old mount was never unmounted: adopt it, once.
+      const count = held && held.generation === this.generation ? held.count + 1 : 1;
+      if (held && count === 1) this.deps.log.warn({ volume: name, id, was: held.count }, 'adopting a mount ID from before dockerd restarted');
+      if (!held && v.options.label === 'Z' && v.leases.size > 0) {
         throw new ConflictError(
           `volume "${name}" is single-writer (option Z) and is already mounted by another container; ` +
             'stop that container first, or use a volume without Z',
@@ -103,13 +122,13 @@ export class Driver {
         await this.deps.mounter.bind(v.path, vol.bindTarget(v, layout), v.options.readOnly);
       }
       try {
-        store.setLease(name, id, count + 1, bootId);
+        store.setLease(name, id, count, bootId, this.generation);
       } catch (err) {
         if (first) await this.releaseBind(v);
         throw err;
       }
-      v.leases.set(id, count + 1);
-      this.deps.log.info({ volume: name, id, count: count + 1, mounts: v.leases.size }, 'volume mounted');
+      v.leases.set(id, { count, generation: this.generation });
+      this.deps.log.info({ volume: name, id, count, mounts: v.leases.size }, 'volume mounted');
       return vol.mountpoint(v, layout);
     });
   }
@@ -117,16 +136,17 @@ export class Driver {
   unmount(name: string, id: string): Promise<void> {
     return this.lock.run(name, async () => {
       const v = this.visible(name);
-      const count = v.leases.get(id);
-      if (count === undefined) {
+      const held = v.leases.get(id);
+      if (held === undefined) {
         // dockerd retries Unmounts it lost track of; an ID we do not hold is already released.
         this.deps.log.info({ volume: name, id }, 'unmount of a mount ID that is not active; nothing to do');
         return;
       }
-      this.deps.store.setLease(name, id, count - 1, this.deps.bootId);
-      if (count > 1) v.leases.set(id, count - 1);
+      const count = held.count - 1;
+      this.deps.store.setLease(name, id, count, this.deps.bootId, held.generation);
+      if (count > 0) v.leases.set(id, { ...held, count });
       else v.leases.delete(id);
-      this.deps.log.info({ volume: name, id, count: count - 1, mounts: v.leases.size }, 'volume unmounted');
+      this.deps.log.info({ volume: name, id, count, mounts: v.leases.size }, 'volume unmounted');
       // The lease is released even if the bind mount cannot be removed; the next Mount or start retries.
       if (v.leases.size === 0) await this.releaseBind(v);
     });

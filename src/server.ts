@@ -17,7 +17,7 @@ type Handler<R extends Route> = (driver: Driver, req: z.infer<(typeof endpoints)
 
 const handlers: { [R in Route]: Handler<R> } = {
   // Legacy discovery only; managed plugins are never activated but answering is harmless.
-  '/Plugin.Activate': () => ({ Implements: ['VolumeDriver'] }),
+  '/Plugin.Activate': (d) => (d.activated(), { Implements: ['VolumeDriver'] }),
   '/VolumeDriver.Create': async (d, r) => (await d.create(r.Name, r.Opts), {}),
   '/VolumeDriver.Remove': async (d, r) => (await d.remove(r.Name), {}),
   '/VolumeDriver.Mount': async (d, r) => ({ Mountpoint: await d.mount(r.Name, r.ID) }),

@@ -24,6 +24,8 @@ export interface LeaseRecord {
   id: string;
   count: number;
   bootId: string;
+  /** The client generation the lease was recorded in (see Store.generation). */
+  generation: number;
 }
 
 const SCHEMA = `
@@ -33,8 +35,10 @@ CREATE TABLE IF NOT EXISTS volumes (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS leases (
   volume TEXT NOT NULL, id TEXT NOT NULL, count INTEGER NOT NULL CHECK (count > 0), boot_id TEXT NOT NULL,
+  generation INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (volume, id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 `;
 
 export class Store {
@@ -59,6 +63,11 @@ export class Store {
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = FULL');
       this.db.exec(SCHEMA); // the first write takes the exclusive lock
+      // Stores written before leases had a generation get the column, every old lease in generation 0.
+      const columns = this.db.pragma('table_info(leases)') as { name: string }[];
+      if (!columns.some((c) => c.name === 'generation')) {
+        this.db.exec('ALTER TABLE leases ADD COLUMN generation INTEGER NOT NULL DEFAULT 0');
+      }
     } catch (err) {
       this.db.close();
       if ((err as { code?: string }).code === 'SQLITE_BUSY') {
@@ -79,15 +88,18 @@ export class Store {
       deleteVolume: this.db.prepare('DELETE FROM volumes WHERE name = ?'),
       deleteLeases: this.db.prepare('DELETE FROM leases WHERE volume = ?'),
       upsertLease: this.db.prepare(
-        `INSERT INTO leases (volume, id, count, boot_id) VALUES (?, ?, ?, ?)
-         ON CONFLICT (volume, id) DO UPDATE SET count = excluded.count, boot_id = excluded.boot_id`,
+        `INSERT INTO leases (volume, id, count, boot_id, generation) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (volume, id) DO UPDATE SET count = excluded.count, boot_id = excluded.boot_id,
+           generation = excluded.generation`,
       ),
+      getMeta: this.db.prepare('SELECT value FROM meta WHERE key = ?').pluck(),
+      setMeta: this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
       deleteLease: this.db.prepare('DELETE FROM leases WHERE volume = ? AND id = ?'),
       dropOtherBoots: this.db.prepare('DELETE FROM leases WHERE boot_id <> ?'),
       volumes: this.db.prepare(
         `SELECT name, path, options, created_by AS createdBy, created_at AS createdAt, state, made FROM volumes`,
       ),
-      leases: this.db.prepare('SELECT volume, id, count, boot_id AS bootId FROM leases'),
+      leases: this.db.prepare('SELECT volume, id, count, boot_id AS bootId, generation FROM leases'),
     };
   }
 
@@ -124,10 +136,19 @@ export class Store {
   };
 
   /** Records the count of one lease; a count of zero removes it. */
-  setLease(volume: string, id: string, count: number, bootId: string): void {
+  setLease(volume: string, id: string, count: number, bootId: string, generation: number): void {
     this.write(`${count > 0 ? 'record' : 'release'} a mount of volume "${volume}"`, () =>
-      count > 0 ? this.stmts.upsertLease.run(volume, id, count, bootId) : this.stmts.deleteLease.run(volume, id),
+      count > 0 ? this.stmts.upsertLease.run(volume, id, count, bootId, generation) : this.stmts.deleteLease.run(volume, id),
     );
+  }
+
+  /** A counter the caller advances whenever its client starts afresh; 0 until first set. */
+  generation(): number {
+    return Number(this.stmts.getMeta.get('generation') ?? 0);
+  }
+
+  setGeneration(n: number): void {
+    this.write('record the client generation', () => this.stmts.setMeta.run('generation', String(n)));
   }
 
   /** A failed write (disk full, read-only, I/O error) becomes an error that names the volume and the fix. */

@@ -15,7 +15,13 @@ export interface Volume {
   state: RecordState;
   made: string | null;
   /** Active Mount IDs and how many times each is mounted (dockerd mounts one ID twice for docker cp). */
-  leases: Map<string, number>;
+  leases: Map<string, Lease>;
+}
+
+export interface Lease {
+  count: number;
+  /** The dockerd generation (one per /Plugin.Activate) that last mounted this ID. */
+  generation: number;
 }
 
 /** Where bind mounts go: `<state-dir>/mounts` for a host service, the propagated mount when managed. */
@@ -83,6 +89,6 @@ export function fromRecord(rec: VolumeRecord, leases: LeaseRecord[]): Volume {
     createdAt: rec.createdAt,
     state: rec.state,
     made: rec.made,
-    leases: new Map(leases.map((l) => [l.id, l.count])),
+    leases: new Map(leases.map((l) => [l.id, { count: l.count, generation: l.generation }])),
   };
 }

@@ -89,3 +89,31 @@ test('requests that arrive while the store loads wait for it instead of missing 
   const [reply] = await Promise.all([sb.call('/VolumeDriver.Get', { Name: 'early' }), restarting]);
   expect(reply.Volume.Name).toBe('early');
 });
+
+describe('a dockerd that crashed and came back (a new /Plugin.Activate)', () => {
+  test('re-mounting an ID it never unmounted adopts it at count 1, so one Unmount frees the volume', async () => {
+    await sb.call('/Plugin.Activate');
+    await sb.call('/VolumeDriver.Create', { Name: 'crash', Opts: { Z: '' } });
+    await sb.call('/VolumeDriver.Mount', { Name: 'crash', ID: 'restart-always' });
+    await sb.call('/VolumeDriver.Mount', { Name: 'crash', ID: 'restart-always' }); // docker cp makes it 2
+    // dockerd is killed: no Unmount. The new dockerd activates and re-mounts the restart-policy container's ID.
+    await sb.call('/Plugin.Activate');
+    expect(await sb.call('/VolumeDriver.Mount', { Name: 'crash', ID: 'restart-always' })).toHaveProperty('Mountpoint');
+    expect((await status('crash')).mounts).toBe(1);
+    expect((await sb.call('/VolumeDriver.Mount', { Name: 'crash', ID: 'other' })).Err).toMatch(/single-writer/);
+    await sb.call('/VolumeDriver.Unmount', { Name: 'crash', ID: 'restart-always' });
+    expect((await status('crash')).mounts).toBe(0);
+    expect(await sb.call('/VolumeDriver.Remove', { Name: 'crash' })).toEqual({});
+  });
+
+  test('within one dockerd, and across hostvol restarts, a repeated ID still counts twice (docker cp)', async () => {
+    await sb.call('/Plugin.Activate');
+    await sb.call('/VolumeDriver.Create', { Name: 'cp' });
+    await sb.call('/VolumeDriver.Mount', { Name: 'cp', ID: 'c' });
+    await sb.restart(); // hostvol restarts; dockerd does not, and does not activate again
+    await sb.call('/VolumeDriver.Mount', { Name: 'cp', ID: 'c' });
+    await sb.call('/VolumeDriver.Unmount', { Name: 'cp', ID: 'c' });
+    expect((await status('cp')).mounts).toBe(1);
+    expect((await sb.call('/VolumeDriver.Remove', { Name: 'cp' })).Err).toMatch(/in use by 1 mount/);
+  });
+});
