@@ -169,9 +169,13 @@ test('state directory on a file system that turns read-only: Create fails clearl
     // under a running hostvol (tmpfs cannot be remounted read-only while the store is open for writing).
     const img = sb.path('state.img');
     const fsDir = sb.dir('ro-state');
-    execFileSync('truncate', ['-s', '16M', img]);
-    execFileSync('mkfs.ext4', ['-q', '-F', img]);
-    execFileSync('mount', ['-o', 'loop,errors=remount-ro', img, fsDir]);
+    try {
+      execFileSync('truncate', ['-s', '16M', img]);
+      execFileSync('mkfs.ext4', ['-q', '-F', img], { stdio: 'pipe' });
+      execFileSync('mount', ['-o', 'loop,errors=remount-ro', img, fsDir], { stdio: 'pipe' });
+    } catch (err) {
+      throw new Error(`this test needs mkfs.ext4 (e2fsprogs) and loop devices (/dev/loop-control): ${(err as Error).message}`);
+    }
     const cfg = config('ro', { stateDir: path.join(fsDir, 'state') });
     let s = await Serve.start(cfg);
     try {
@@ -179,7 +183,9 @@ test('state directory on a file system that turns read-only: Create fails clearl
       await s.client.ok('/VolumeDriver.Create', { Name: 'rro', Opts: { ro: '' } });
       await s.client.ok('/VolumeDriver.Mount', { Name: 'rro', ID: 'm1' });
       const dev = path.basename(execFileSync('findmnt', ['-n', '-o', 'SOURCE', fsDir]).toString().trim());
-      fs.writeFileSync(`/sys/fs/ext4/${dev}/trigger_fs_error`, '1');
+      const trigger = `/sys/fs/ext4/${dev}/trigger_fs_error`;
+      if (!fs.existsSync(trigger)) throw new Error(`this test needs ${trigger} (Linux 5.x or later) to make the file system fail`);
+      fs.writeFileSync(trigger, '1');
       let ro = false;
       try {
         fs.writeFileSync(path.join(fsDir, 'probe'), 'x');
