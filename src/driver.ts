@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { ConflictError, HostvolError, NotFoundError, PathError, describe } from './errors';
 import { toHost, toPlugin, type HostPaths } from './hostpaths';
+import { mountedElsewhere } from './inuse';
 import { KeyedLock } from './keyed-lock';
 import type { Labeler } from './labels';
 import type { Mounter } from './mounter';
@@ -36,6 +37,7 @@ export class Driver {
   private readonly lock = new KeyedLock();
   /** Which dockerd we are serving: advanced by every /Plugin.Activate, kept across our own restarts. */
   private generation = 0;
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(readonly deps: DriverDeps) {
     this.generation = deps.store.generation();
@@ -98,6 +100,25 @@ export class Driver {
     this.deps.store.setGeneration(next);
     this.generation = next;
     this.deps.log.info({ generation: next }, 'activated by dockerd');
+    this.sweepStale();
+  }
+
+  /** Drops stale leases (see reclaimStale) in the background, every few seconds while any remain. */
+  sweepStale(everyMs = 5_000): void {
+    if (this.sweeper) return;
+    const pass = async () => {
+      this.sweeper = undefined;
+      let left = 0;
+      for (const v of [...this.volumes.values()]) {
+        if (![...v.leases.values()].some((l) => l.generation < this.generation)) continue;
+        const known = await this.lock.run(v.name, () => (this.volumes.get(v.name) === v ? this.reclaimStale(v) : true));
+        if (!known) return; // this process cannot see containers: nothing to gain by asking again
+        if ([...v.leases.values()].some((l) => l.generation < this.generation)) left++;
+      }
+      if (left > 0) this.sweepStale(everyMs);
+    };
+    this.sweeper = setTimeout(() => void pass().catch((err) => this.deps.log.error({ err: describe(err) }, 'stale mount sweep failed')), everyMs);
+    this.sweeper.unref();
   }
 
   mount(name: string, id: string): Promise<string> {
@@ -109,6 +130,7 @@ export class Driver {
       // is a container restored after a crash, whose old mount was never unmounted: adopt it, once.
       const count = held && held.generation === this.generation ? held.count + 1 : 1;
       if (held && count === 1) this.deps.log.warn({ volume: name, id, was: held.count }, 'adopting a mount ID from before dockerd restarted');
+      if (!held && v.options.label === 'Z' && v.leases.size > 0) await this.reclaimStale(v);
       if (!held && v.options.label === 'Z' && v.leases.size > 0) {
         throw new ConflictError(
           `volume "${name}" is single-writer (option Z) and is already mounted by another container; ` +
@@ -156,6 +178,7 @@ export class Driver {
     return this.lock.run(name, async () => {
       const v = this.visible(name);
       const { store, log } = this.deps;
+      await this.reclaimStale(v);
       // dockerd only guards its own containers; other hosts and lost references can still ask.
       if (v.leases.size > 0) {
         throw new ConflictError(
@@ -179,8 +202,9 @@ export class Driver {
     });
   }
 
-  /** Waits for every operation in flight (used at shutdown). */
+  /** Waits for every operation in flight and stops background work (used at shutdown). */
   idle(): Promise<void> {
+    clearTimeout(this.sweeper);
     return this.lock.idle();
   }
 
@@ -318,6 +342,25 @@ export class Driver {
       );
     }
     if (first && v.options.label) await this.deps.labeler.relabel(v.path);
+  }
+
+  /**
+   * A dockerd that was killed never unmounts the containers it had, and its successor unmounts only
+   * those it restarts. Leases from such an earlier dockerd are dropped once no container in any mount
+   * namespace still has the directory mounted (with --live-restore the containers do, and keep them).
+   */
+  private async reclaimStale(v: Volume): Promise<boolean> {
+    const stale = [...v.leases].filter(([, l]) => l.generation < this.generation).map(([id]) => id);
+    if (stale.length === 0) return true;
+    const busy = mountedElsewhere(v.path);
+    if (busy !== false) return busy === true;
+    for (const id of stale) {
+      this.deps.store.setLease(v.name, id, 0, this.deps.bootId, this.generation);
+      v.leases.delete(id);
+    }
+    this.deps.log.warn({ volume: v.name, ids: stale }, 'dropped mounts left by a dockerd that died: no container has the volume mounted');
+    if (v.leases.size === 0) await this.releaseBind(v);
+    return true;
   }
 
   private async releaseBind(v: Volume): Promise<void> {

@@ -39,8 +39,11 @@ const busy = (socketPath: string) =>
  * them serves nobody. The kernel frees the name when the process dies, so SIGKILL leaves nothing stale.
  */
 async function claim(socketPath: string): Promise<net.Server> {
-  const real = path.join(fs.realpathSync(path.dirname(socketPath)), path.basename(socketPath));
-  const name = `\0hostvol-${crypto.createHash('sha256').update(real).digest('hex').slice(0, 48)}`;
+  // Keyed by the directory's device and inode, not its path: one path in two mount namespaces (two
+  // dockerds on one host, each with its own /run/docker/plugins) is two different sockets.
+  const dir = fs.statSync(path.dirname(socketPath));
+  const key = `${dir.dev}:${dir.ino}/${path.basename(socketPath)}`;
+  const name = `\0hostvol-${crypto.createHash('sha256').update(key).digest('hex').slice(0, 48)}`;
   const lock = net.createServer();
   await new Promise<void>((resolve, reject) => {
     lock.once('error', (err: NodeJS.ErrnoException) => reject(err.code === 'EADDRINUSE' ? busy(socketPath) : err));

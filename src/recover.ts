@@ -38,6 +38,9 @@ export async function recover(driver: Driver): Promise<void> {
     }
   }
 
+  // Leases from before dockerd's last Activate may be left by containers that died with it.
+  driver.sweepStale();
+
   // Bind mounts: exactly one per volume that needs one and has active leases.
   const wanted = new Map<string, vol.Volume>();
   for (const v of driver.volumes.values()) {
