@@ -42,7 +42,10 @@ describe('with dockerd visible', () => {
     // Any process whose command name is dockerd stands for the daemon here.
     fs.copyFileSync('/bin/sleep', path.join(dir, 'dockerd'));
     fs.chmodSync(path.join(dir, 'dockerd'), 0o755);
-    await start(['sh', '-c', `echo up; exec ${path.join(dir, 'dockerd')} 300`]);
+    const fake = spawn(path.join(dir, 'dockerd'), ['300'], { stdio: 'ignore' });
+    children.push(fake);
+    const comm = () => { try { return fs.readFileSync(`/proc/${fake.pid}/comm`, 'utf8').trim(); } catch { return ''; } };
+    while (comm() !== 'dockerd') await new Promise((r) => setTimeout(r, 5));
   });
 
   test('no namespace has the directory mounted: not in use', () => {
