@@ -35,7 +35,7 @@ beforeAll(async () => {
     logFile: sb.path('hostvol.log'),
   };
   serve = await Serve.start(cfg);
-});
+}, 30_000);
 
 afterAll(async () => {
   await serve?.kill();
@@ -49,7 +49,7 @@ afterAll(async () => {
     notes: `${MOUNT_CLIENTS} clients × ${OPS_PER_CLIENT} Mount/Unmount, ${CREATE_CLIENTS} concurrent Creates, ${RACE_ROUNDS} Remove/Mount races, ${requests} requests`,
   });
   sb?.cleanup();
-});
+}, 30_000);
 
 /** Each client on its own connection, as separate dockerd goroutines or API clients would be. */
 function clients(n: number): Client[] {
@@ -151,7 +151,7 @@ test(`${CREATE_CLIENTS} clients Create the same name at once → one volume, eve
   inv.check(ok === CREATE_CLIENTS / 2, () => `contested: ${ok} successes, expected ${CREATE_CLIENTS / 2}`);
   inv.check(replies.filter(isErr).every((r) => /already exists with options/.test(r.json.Err)), 'contested: an Err is not the conflict message');
   inv.assertNone();
-});
+}, 60_000);
 
 test(`Remove racing Mount (${RACE_ROUNDS} rounds) → never a removed volume with a live lease`, async () => {
   const rng = new Rng(SEED ^ 0x5eed);

@@ -34,7 +34,7 @@ beforeAll(async () => {
     logFile: sb.path('hostvol.log'),
   };
   serve = await Serve.start(cfg);
-});
+}, 30_000);
 
 /** A test whose violations, and any change to the outside tree, fail it. */
 function escapeTest(name: string, fn: () => Promise<void>): void {
@@ -46,7 +46,7 @@ function escapeTest(name: string, fn: () => Promise<void>): void {
     inv.check(diff.length === 0, () => `outside changed:\n${diff.join('\n')}`);
     const mine = inv.violations.slice(first);
     if (mine.length) throw new Error(`${mine.length} invariant violation(s):\n${mine.join('\n')}`);
-  });
+  }, 60_000);
 }
 
 afterAll(async () => {
@@ -60,7 +60,7 @@ afterAll(async () => {
     notes: `${escapes} escape attempts against a data root reached through a symlink`,
   });
   sb?.cleanup();
-});
+}, 30_000);
 
 const c = () => serve.client;
 

@@ -45,7 +45,7 @@ beforeAll(async () => {
     logFile: sb.path('hostvol.log'),
   };
   serve = await Serve.start(cfg);
-});
+}, 30_000);
 
 afterAll(async () => {
   await serve?.kill();
@@ -59,7 +59,7 @@ afterAll(async () => {
     notes: notes(),
   });
   sb?.cleanup();
-});
+}, 30_000);
 
 /** The fuzz figures in one readable line for RELIABILITY.md. */
 function notes(): string {

@@ -67,7 +67,7 @@ test('the socket is mode 0660 and owned by root from the moment it appears', () 
     } finally {
       await s.kill('SIGTERM');
     }
-  }));
+  }), 60_000);
 
 test('a second hostvol serve on the same socket refuses to start and leaves the first untouched', () =>
   checked(async () => {
@@ -96,7 +96,7 @@ test('a second hostvol serve on the same socket refuses to start and leaves the 
     } finally {
       await first.kill('SIGTERM');
     }
-  }));
+  }), 60_000);
 
 test('a stale socket from a SIGKILLed process is replaced; a file that is not a socket is kept', () =>
   checked(async () => {
@@ -125,7 +125,7 @@ test('a stale socket from a SIGKILLed process is replaced; a file that is not a 
     inv.check(fs.readFileSync(cfg.socket, 'utf8') === 'not a socket\n', 'the regular file at the socket path was changed');
     fs.unlinkSync(cfg.socket);
     await sleep(10);
-  }));
+  }), 60_000);
 
 test('several hostvol serve started at once over a stale socket: exactly one serves, the others refuse', () =>
   checked(async () => {
@@ -170,7 +170,7 @@ test('listenUnix started concurrently over a stale socket (deterministic race): 
       if (r.status === 'rejected') inv.check(/already serving/.test(String(r.reason)), () => `refusal: ${r.reason}`);
     }
     const reply = await new Promise<string>((resolve) => {
-      http.get({ socketPath: cfg.socket, path: '/' }, (res) => {
+      http.get({ socketPath: cfg.socket, path: '/', agent: false }, (res) => {
         let b = '';
         res.on('data', (c) => (b += c)).on('end', () => resolve(b));
       }).on('error', (e) => resolve(e.message));
@@ -184,4 +184,4 @@ test('listenUnix started concurrently over a stale socket (deterministic race): 
       (e) => inv.check(false, `a start after a clean close is refused: ${e}`),
     );
     await closeServer(again);
-  }));
+  }), 60_000);
