@@ -1,16 +1,15 @@
 // The volume lifecycle: create, remove, mount, unmount, get, list. Plain TypeScript: it knows
 // volumes, options, paths and leases; the HTTP layer decodes requests and encodes what it returns.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { Logger } from 'pino';
-import { ConflictError, HostvolError, NotFoundError, PathError, describe } from './errors';
-import { toHost, toPlugin, type HostPaths } from './hostpaths';
+import { checkDirectory, locate, prepareDirectory } from './directory';
+import { ConflictError, HostvolError, NotFoundError, describe } from './errors';
+import { toHost, type HostPaths } from './hostpaths';
 import { mountedElsewhere } from './inuse';
 import { KeyedLock } from './keyed-lock';
 import type { Labeler } from './labels';
 import type { Mounter } from './mounter';
 import { parseOptions, sameOptions, type VolumeOptions } from './options';
-import { Confinement, firstMissing, isInside, makeDirs, removeEmptyParents, removeTree } from './paths';
+import { Confinement, firstMissing, removeEmptyParents, removeTree } from './paths';
 import type { VolumeInfo } from './protocol';
 import type { Store } from './store';
 import * as vol from './volume';
@@ -80,7 +79,7 @@ export class Driver {
       }
       const v = this.reserve(name, options);
       try {
-        await this.prepare(v);
+        await prepareDirectory(v, this.deps.labeler);
         this.deps.store.setState(name, 'ready');
         v.state = 'ready';
       } catch (err) {
@@ -138,7 +137,7 @@ export class Driver {
         );
       }
       const first = v.leases.size === 0;
-      await this.provision(v, first);
+      await checkDirectory(v, first, this.deps.labeler);
       // Also re-creates a bind mount lost behind our back (crash, dockerd's shutdown unmount).
       if (vol.needsBind(v, layout) && !this.deps.mounter.isMountPoint(vol.bindTarget(v, layout))) {
         await this.deps.mounter.bind(v.path, vol.bindTarget(v, layout), v.options.readOnly);
@@ -254,94 +253,20 @@ export class Driver {
    * Creates of different names cannot both claim one directory.
    */
   private reserve(name: string, options: VolumeOptions): Volume {
-    const { confinement, dataRoot, store } = this.deps;
-    const real = options.path
-      ? confinement.judge(toPlugin(this.deps.hostPaths, options.path), `option path of volume "${name}":`)
-      : confinement.judge(path.join(dataRoot, name), `directory of volume "${name}":`);
-    this.checkPlacement(name, real, options);
-    let st: fs.Stats | undefined;
-    try {
-      st = fs.statSync(real);
-    } catch {
-      st = undefined;
-    }
-    if (st && !st.isDirectory()) {
-      throw new PathError(`volume "${name}": ${real} exists and is not a directory; choose another path`);
-    }
+    const { real, exists } = locate(this.deps, this.volumes.values(), name, options);
     const v: Volume = {
       name,
       path: real,
       options,
-      createdBy: st ? 'existing' : 'hostvol',
+      createdBy: exists ? 'existing' : 'hostvol',
       createdAt: new Date().toISOString(),
       state: 'creating',
-      made: st ? null : (firstMissing(real) ?? null),
+      made: exists ? null : (firstMissing(real) ?? null),
       leases: new Map(),
     };
-    store.insertVolume(vol.toRecord(v));
+    this.deps.store.insertVolume(vol.toRecord(v));
     this.volumes.set(name, v);
     return v;
-  }
-
-  /** Refuses directories that would hold hostvol's own state or another volume's data. */
-  private checkPlacement(name: string, real: string, options: VolumeOptions): void {
-    const { dataRoot, stateDir, confinement, layout } = this.deps;
-    const fail = (why: string) => {
-      throw new PathError(`volume "${name}": ${real} ${why}; choose another path`);
-    };
-    if (isInside(dataRoot, real)) fail("is or contains hostvol's data root");
-    if (isInside(stateDir, real) || (isInside(real, stateDir) && !isInside(real, dataRoot))) {
-      fail("is or overlaps hostvol's state directory");
-    }
-    if (isInside(real, layout.mountsDir) || isInside(layout.mountsDir, real)) fail("overlaps hostvol's mount directory");
-    if (options.onRemove === 'delete' && confinement.isRoot(real)) {
-      fail('is an allowed root, which onremove=delete would erase');
-    }
-    for (const other of this.volumes.values()) {
-      if (isInside(real, other.path) || isInside(other.path, real)) {
-        fail(`is or nests with the directory of volume "${other.name}" (${other.path})`);
-      }
-    }
-  }
-
-  /** Makes the directory and applies ownership, mode and label; an existing directory is put back on failure. */
-  private async prepare(v: Volume): Promise<void> {
-    const { uid, gid, mode, label } = v.options;
-    if (v.createdBy === 'hostvol') await makeDirs(v.path, 0o755);
-    const before = v.createdBy === 'existing' ? await fs.promises.stat(v.path) : undefined;
-    try {
-      // A directory hostvol made gets the options; an existing one only what was explicitly given.
-      if (uid !== undefined || gid !== undefined) await fs.promises.chown(v.path, uid ?? -1, gid ?? -1);
-      // chmod after mkdir, so the umask cannot narrow the mode the operator asked for.
-      if (mode !== undefined) await fs.promises.chmod(v.path, mode);
-      if (label) await this.deps.labeler.relabel(v.path);
-    } catch (err) {
-      if (before) {
-        await fs.promises.chown(v.path, before.uid, before.gid).catch(() => undefined);
-        await fs.promises.chmod(v.path, before.mode & 0o7777).catch(() => undefined);
-      }
-      throw err;
-    }
-  }
-
-  /** Before every Mount: the directory must still exist and still be itself; relabel before the first. */
-  private async provision(v: Volume, first: boolean): Promise<void> {
-    const st = await fs.promises.stat(v.path).catch(() => undefined);
-    if (!st?.isDirectory()) {
-      throw new PathError(
-        `volume "${v.name}": its directory ${v.path} no longer exists (removed outside hostvol?); ` +
-          'recreate the directory, or remove the volume',
-      );
-    }
-    // A directory (or parent) swapped for a symlink since Create would hand dockerd a path outside.
-    const real = await fs.promises.realpath(v.path);
-    if (real !== v.path) {
-      throw new PathError(
-        `volume "${v.name}": its directory ${v.path} now leads to ${real} through a symbolic link; ` +
-          'put the directory back, or remove the volume',
-      );
-    }
-    if (first && v.options.label) await this.deps.labeler.relabel(v.path);
   }
 
   /**
