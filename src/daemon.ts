@@ -59,6 +59,12 @@ export async function startDaemon(config: Config, deps: { log?: Logger; mounter?
   // Longer than Go's pooled-connection idle time, so Node does not close a connection dockerd is about to reuse.
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
+  // Not HTTP at all: there is no request to route, but the answer is still JSON with an Err.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable || err.code === 'ECONNRESET') return void socket.destroy();
+    const body = JSON.stringify({ Err: `malformed HTTP request: ${err.code ?? err.message}` });
+    socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  });
   await listenUnix(server, config.socket);
 
   let store: Store | undefined;

@@ -106,3 +106,16 @@ describe('bad requests', () => {
     expect(JSON.parse(res.text).Volume.Name).toBe('w-none');
   });
 });
+
+test('bytes that are not HTTP get a JSON Err and a closed connection, and the server keeps serving', async () => {
+  const net = await import('node:net');
+  const reply = await new Promise<string>((resolve) => {
+    const conn = net.connect(sb.config.socket, () => conn.write('\x00\x01garbage\r\n\r\n'));
+    let data = '';
+    conn.on('data', (d) => (data += d));
+    conn.on('close', () => resolve(data));
+  });
+  expect(reply).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+  expect(JSON.parse(reply.split('\r\n\r\n')[1]).Err).toMatch(/malformed HTTP request/);
+  expect(await sb.call('/VolumeDriver.Capabilities', {})).toEqual({ Capabilities: { Scope: 'local' } });
+});
