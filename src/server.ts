@@ -129,22 +129,37 @@ function pathOf(url: string | undefined): string | undefined {
  * requests that arrive earlier wait rather than see no volumes.
  */
 export function createApp(ready: Promise<Driver>, log: Logger): http.RequestListener {
-  const serve = async (route: Route, body: unknown, res: http.ServerResponse): Promise<void> => {
+  let driver: Driver | undefined;
+  ready.then((d) => (driver = d), () => undefined);
+
+  /**
+   * Decodes, calls the driver, answers. Once the store is loaded, a driver call that answers at
+   * once (Get, List, Path) is answered in the same tick, without promises; the others are awaited.
+   */
+  const serve = (route: Route, body: unknown, res: http.ServerResponse): Promise<void> | void => {
     const started = performance.now();
+    const answer = (reply: unknown): void => {
+      sendJson(res, reply);
+      if (log.isLevelEnabled('debug')) {
+        log.debug({ route, body, reply, ms: +(performance.now() - started).toFixed(3) }, 'request');
+      }
+    };
+    const failed = (err: unknown): { Err: string } => {
+      const level = err instanceof HostvolError ? 'warn' : 'error';
+      log[level]({ route, name: (body as { Name?: unknown })?.Name, err: describe(err) }, 'request failed');
+      return { Err: describe(err) };
+    };
     let reply: unknown;
     try {
       const parsed = endpoints[route].request.safeParse(body ?? {});
       if (!parsed.success) throw new HostvolError(`${route}: ${describeIssues(parsed.error)}`);
-      reply = await (handlers[route] as Handler<Route>)(await ready, parsed.data as never);
+      const handler = handlers[route] as Handler<Route>;
+      reply = driver ? handler(driver, parsed.data as never) : ready.then((d) => handler(d, parsed.data as never));
     } catch (err) {
-      reply = { Err: describe(err) };
-      const level = err instanceof HostvolError ? 'warn' : 'error';
-      log[level]({ route, name: (body as { Name?: unknown })?.Name, err: describe(err) }, 'request failed');
+      return answer(failed(err));
     }
-    sendJson(res, reply);
-    if (log.isLevelEnabled('debug')) {
-      log.debug({ route, body, reply, ms: +(performance.now() - started).toFixed(3) }, 'request');
-    }
+    if (reply instanceof Promise) return reply.then(answer, (err: unknown) => answer(failed(err)));
+    answer(reply);
   };
 
   const refuse = (path: string, err: Error & { type?: string }, res: http.ServerResponse): void => {
@@ -187,13 +202,18 @@ export function createApp(ready: Promise<Driver>, log: Logger): http.RequestList
     const path = req.method === 'POST' && plainBody(req) ? pathOf(req.url) : undefined;
     const route = path === undefined ? undefined : routeOf(path);
     if (route === undefined) return void expressApp()(req, res);
+    // Only if writing the reply itself failed; Express would have passed this to the handler above.
+    const broken = (e: Error) => {
+      if (!res.headersSent) refuse(path!, e, res);
+      else log.error({ route: path, err: describe(e) }, 'request failed after its reply was sent');
+    };
     readPlain(req, (err, body) => {
-      const answer = async () => (err ? refuse(path!, err, res) : serve(route, body, res));
-      answer().catch((e: Error) => {
-        // Only if writing the reply itself failed; Express would have passed this to the handler above.
-        if (!res.headersSent) refuse(path!, e, res);
-        else log.error({ route: path, err: describe(e) }, 'request failed after its reply was sent');
-      });
+      try {
+        const pending = err ? refuse(path!, err, res) : serve(route, body, res);
+        pending?.catch(broken);
+      } catch (e) {
+        broken(e as Error);
+      }
     });
   };
 }
