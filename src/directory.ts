@@ -9,9 +9,10 @@ import type { Labeler } from './labels';
 import type { VolumeOptions } from './options';
 import { isInside, makeDirs } from './paths';
 import type { Volume } from './volume';
+import type { VolumeTable } from './volume-table';
 
 /** Where a new volume's directory is (its real location), and whether it exists already. */
-export function locate(deps: DriverDeps, volumes: Iterable<Volume>, name: string, options: VolumeOptions): { real: string; exists: boolean } {
+export function locate(deps: DriverDeps, volumes: VolumeTable, name: string, options: VolumeOptions): { real: string; exists: boolean } {
   const { confinement, dataRoot, hostPaths } = deps;
   const real = options.path
     ? confinement.judge(toPlugin(hostPaths, options.path), `option path of volume "${name}":`)
@@ -25,7 +26,7 @@ export function locate(deps: DriverDeps, volumes: Iterable<Volume>, name: string
 }
 
 /** Refuses directories that would hold hostvol's own state or another volume's data. */
-function checkPlacement(deps: DriverDeps, volumes: Iterable<Volume>, name: string, real: string, options: VolumeOptions): void {
+function checkPlacement(deps: DriverDeps, volumes: VolumeTable, name: string, real: string, options: VolumeOptions): void {
   const { dataRoot, stateDir, confinement, layout } = deps;
   const fail = (why: string) => {
     throw new PathError(`volume "${name}": ${real} ${why}; choose another path`);
@@ -38,11 +39,8 @@ function checkPlacement(deps: DriverDeps, volumes: Iterable<Volume>, name: strin
   if (options.onRemove === 'delete' && confinement.isRoot(real)) {
     fail('is an allowed root, which onremove=delete would erase');
   }
-  for (const other of volumes) {
-    if (isInside(real, other.path) || isInside(other.path, real)) {
-      fail(`is or nests with the directory of volume "${other.name}" (${other.path})`);
-    }
-  }
+  const other = volumes.overlapping(real);
+  if (other) fail(`is or nests with the directory of volume "${other.name}" (${other.path})`);
 }
 
 /** Makes the directory and applies ownership, mode and label; an existing directory is put back on failure. */

@@ -14,6 +14,7 @@ import type { VolumeInfo } from './protocol';
 import type { Store } from './store';
 import * as vol from './volume';
 import type { Volume } from './volume';
+import { VolumeTable } from './volume-table';
 
 export interface DriverDeps {
   store: Store;
@@ -32,7 +33,7 @@ export interface DriverDeps {
 }
 
 export class Driver {
-  readonly volumes = new Map<string, Volume>();
+  readonly volumes = new VolumeTable();
   private readonly lock = new KeyedLock();
   /** Which dockerd we are serving: advanced by every /Plugin.Activate, kept across our own restarts. */
   private generation = 0;
@@ -253,7 +254,7 @@ export class Driver {
    * Creates of different names cannot both claim one directory.
    */
   private reserve(name: string, options: VolumeOptions): Volume {
-    const { real, exists } = locate(this.deps, this.volumes.values(), name, options);
+    const { real, exists } = locate(this.deps, this.volumes, name, options);
     const v: Volume = {
       name,
       path: real,
