@@ -81,7 +81,9 @@ export class Driver {
       const v = this.reserve(name, options);
       try {
         await prepareDirectory(v, this.deps.labeler);
-        this.deps.store.setState(name, 'ready');
+        // The intent row is already on disk and recovery rolls a made directory forward, so this mark
+        // needs no fsync of its own; a directory that existed before keeps the strict order.
+        this.deps.store.setState(name, 'ready', v.createdBy === 'existing');
         v.state = 'ready';
       } catch (err) {
         await this.undoCreate(v);
@@ -185,7 +187,8 @@ export class Driver {
           `volume "${name}" is in use by ${v.leases.size} mount(s); stop the containers using it first`,
         );
       }
-      store.setState(name, 'removing');
+      // Made durable by the fsync of the record's deletion; a SIGKILL keeps it (it is in the page cache).
+      store.setState(name, 'removing', false);
       v.state = 'removing';
       try {
         await this.discard(v);

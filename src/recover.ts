@@ -2,6 +2,7 @@
 // restart or a reboot: finish or undo half-done work, drop leases of a previous boot, fix mounts.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { prepareDirectory } from './directory';
 import type { Driver } from './driver';
 import { describe } from './errors';
 import type { LeaseRecord } from './store';
@@ -24,8 +25,7 @@ export async function recover(driver: Driver): Promise<void> {
   }
   for (const v of unfinished) {
     if (v.state === 'creating') {
-      log.warn({ volume: v.name }, 'undoing a create that was cut short');
-      await driver.undoCreate(v);
+      await finishCreate(driver, v);
       continue;
     }
     try {
@@ -64,6 +64,27 @@ export async function recover(driver: Driver): Promise<void> {
     const target = path.join(layout.mountsDir, entry);
     if (!wanted.has(target) && !mounted.has(target)) rmdirQuietly(target);
   }
+}
+
+/**
+ * A create cut short: a directory hostvol made is finished (the create may have been answered before
+ * its 'ready' mark reached the disk); anything else, or a failure to finish, is undone.
+ */
+async function finishCreate(driver: Driver, v: vol.Volume): Promise<void> {
+  const { log, store, labeler } = driver.deps;
+  if (v.createdBy === 'hostvol' && fs.statSync(v.path, { throwIfNoEntry: false })?.isDirectory()) {
+    try {
+      await prepareDirectory(v, labeler);
+      store.setState(v.name, 'ready');
+      v.state = 'ready';
+      log.warn({ volume: v.name }, 'finished a create that was cut short');
+      return;
+    } catch (err) {
+      log.error({ volume: v.name, err: describe(err) }, 'could not finish a create that was cut short');
+    }
+  }
+  log.warn({ volume: v.name }, 'undoing a create that was cut short');
+  await driver.undoCreate(v);
 }
 
 /** Only ever removes an empty directory: anything else in the mount directory is left for a person. */

@@ -121,8 +121,21 @@ export class Store {
     if (changes !== 1) throw new HostvolError(`state store ${this.file} already has a record of volume "${rec.name}"; restart hostvol`);
   }
 
-  setState(name: string, state: RecordState): void {
-    this.write(`mark volume "${name}" ${state}`, () => this.stmts.setState.run(state, name));
+  /** With `durable` false the mark skips its own fsync; it reaches the disk with the next durable write. */
+  setState(name: string, state: RecordState, durable = true): void {
+    this.write(`mark volume "${name}" ${state}`, () =>
+      durable ? this.stmts.setState.run(state, name) : this.relaxed(() => this.stmts.setState.run(state, name)),
+    );
+  }
+
+  /** Runs `fn` with synchronous=NORMAL: a WAL commit without fsync, still safe against a process crash. */
+  private relaxed<T>(fn: () => T): T {
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      return fn();
+    } finally {
+      this.db.pragma('synchronous = FULL');
+    }
   }
 
   /** Forgets a volume and any leases it still had, in one transaction. */

@@ -54,19 +54,32 @@ test('a bind mount lost while its lease is active is re-created at start', async
   expect(() => fs.writeFileSync(path.join(bindOf('lost'), 'f'), '')).toThrow(/EROFS/);
 });
 
-test('a create cut short by a crash is undone: no record, no directory', async () => {
-  await sb.stop();
-  const dir = path.join(sb.config.dataRoot, 'half', 'made');
-  fs.mkdirSync(dir, { recursive: true });
+const cutShort = (name: string, dir: string, made: string) => {
   const store = new Store(sb.config.stateDir);
   store.insertVolume({
-    name: 'half', path: dir, options: '{"readOnly":false}', createdBy: 'hostvol',
-    createdAt: new Date().toISOString(), state: 'creating', made: path.join(sb.config.dataRoot, 'half'),
+    name, path: dir, options: '{"readOnly":false,"mode":448}', createdBy: 'hostvol',
+    createdAt: new Date().toISOString(), state: 'creating', made,
   });
   store.close();
+};
+
+test('a create cut short before its directory was made is undone: no record, no directory', async () => {
+  await sb.stop();
+  fs.mkdirSync(path.join(sb.config.dataRoot, 'half')); // mkdir -p got this far
+  cutShort('half', path.join(sb.config.dataRoot, 'half', 'made'), path.join(sb.config.dataRoot, 'half'));
   await sb.restart();
   expect((await sb.call('/VolumeDriver.Get', { Name: 'half' })).Err).toMatch(/does not exist/);
   expect(fs.existsSync(path.join(sb.config.dataRoot, 'half'))).toBe(false);
+});
+
+test('a create cut short after its directory was made is finished (it may have been answered)', async () => {
+  await sb.stop();
+  const dir = path.join(sb.config.dataRoot, 'whole');
+  fs.mkdirSync(dir);
+  cutShort('whole', dir, dir);
+  await sb.restart();
+  expect((await status('whole')).options).toEqual({ readOnly: false, mode: '0700' });
+  expect(fs.statSync(dir).mode & 0o777).toBe(0o700);
 });
 
 test('a remove cut short by a crash is finished', async () => {
