@@ -1,0 +1,129 @@
+// `npm run bench`: builds hostvol, makes the stores, runs every figure against the floor and hostvol
+// interleaved, then the engine part, and writes BENCHMARKS.md. Bounded: fixed windows, fixed reps.
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { runEngine, type EngineResult } from './engine';
+import { notes } from './notes';
+import { STEPS_FILE, commitInfo, loadRows, otherRows, readSteps, render, stepRows, type Row } from './report';
+import {
+  checkReplySizes, createMountVolumes, createRemove100k, measureFsync, durableFigures, emptySamples, getFigures, listFigure, recordRss, runFigures,
+  runStartup, withBoth, type Figure, type Options,
+} from './scenarios';
+import { REPO, makeDataset, type Dataset } from './servers';
+import { fmt } from './stats';
+
+const PHASES = ['get', 'list', 'durable', 'startup', 'engine'] as const;
+
+function parseArgs(argv: string[]) {
+  const o = { reps: 5, scale: 1, only: new Set<string>(PHASES), step: undefined as string | undefined, out: undefined as string | undefined, build: true };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--reps') o.reps = Math.max(1, Number(val()));
+    else if (a === '--scale') o.scale = Number(val());
+    else if (a === '--only') o.only = new Set(val().split(','));
+    else if (a === '--step') o.step = val();
+    else if (a === '--out') o.out = val();
+    else if (a === '--no-build') o.build = false;
+    else throw new Error(`unknown argument ${a}; see bench/run.ts`);
+  }
+  for (const p of o.only) if (!(PHASES as readonly string[]).includes(p)) throw new Error(`--only: unknown phase ${p}`);
+  // A partial run must not overwrite the full report.
+  o.out ??= o.only.size === PHASES.length ? path.join(REPO, 'BENCHMARKS.md') : undefined;
+  return o;
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const args = parseArgs(argv);
+  const began = performance.now();
+  const log = (line: string) => process.stdout.write(`${line}\n`);
+  const opt: Options = { reps: args.reps, scale: args.scale, log };
+  if (args.build) {
+    log('building hostvol (tsc -p tsconfig.json)');
+    execFileSync(path.join(REPO, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.json'], { cwd: REPO, stdio: 'inherit' });
+  }
+  const load = { before: os.loadavg(), after: [] as number[] };
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hostvol-bench-'));
+  const samples = emptySamples();
+  const figures: Figure[] = [];
+  let engine: EngineResult = { lines: ['Not run (--only).'], targets: [] };
+  try {
+    const ds: Record<number, Dataset> = {};
+    const need = (n: number) => async () => (ds[n] ??= await makeDataset(tmp, n));
+    if (args.only.has('get') || args.only.has('list') || args.only.has('durable')) {
+      const d = await need(1000)();
+      log(`\n== 1,000 volumes: ${[...args.only].filter((p) => p !== 'startup' && p !== 'engine').join(', ')}`);
+      const figs1k = [
+        ...(args.only.has('get') ? getFigures(1000) : []),
+        ...(args.only.has('list') ? [listFigure(1000)] : []),
+        ...(args.only.has('durable') ? durableFigures() : []),
+      ];
+      figures.push(...figs1k);
+      await withBoth(d, async (s) => {
+        await checkReplySizes(s, d, samples, opt);
+        if (args.only.has('durable')) {
+          measureFsync(d.dir, samples);
+          log(`  fsync of a 4 KiB append here: p50 ${fmt(samples.fsync!.p50)} ms, p90 ${fmt(samples.fsync!.p90)} ms`);
+          await createMountVolumes(s);
+        }
+        await runFigures(s, figs1k, samples, opt);
+      });
+    }
+    if (args.only.has('list')) {
+      for (const n of [10_000, 100_000]) {
+        const d = await need(n)();
+        log(`\n== ${n.toLocaleString('en-US')} volumes: List`);
+        const figsN = n === 100_000 && args.only.has('durable') ? [listFigure(n), createRemove100k()] : [listFigure(n)];
+        figures.push(...figsN);
+        await withBoth(d, async (s) => {
+          await checkReplySizes(s, d, samples, opt);
+          await runFigures(s, figsN, samples, opt);
+          if (n === 100_000) recordRss(s, 'after List, 100000 volumes', samples);
+        });
+      }
+    }
+    if (args.only.has('startup')) {
+      log('\n== start-up and memory');
+      await runStartup([await need(0)(), await need(100_000)()], samples, opt);
+    }
+    if (args.only.has('engine')) {
+      log('\n== end to end through a real engine');
+      engine = await runEngine({ log });
+    }
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  load.after = os.loadavg();
+  const runtimeS = (performance.now() - began) / 1000;
+
+  const rows: Row[] = loadRows(figures, samples);
+  log('\n== summary (medians)');
+  for (const r of rows) {
+    log(`  ${`${r.figure}, ${r.metric}`.padEnd(70)} floor ${fmt(r.floor).padStart(8)}  hostvol ${fmt(r.hostvol).padStart(8)}  ratio ${fmt(r.ratio)}×${r.target ? `  target ${r.target}: ${r.met ? 'met' : 'NOT MET'}` : ''}`);
+  }
+  for (const l of engine.lines) log(`  ${l}`);
+
+  if (args.step) {
+    const steps = readSteps().filter((s) => s.label !== args.step);
+    steps.push({ label: args.step, date: new Date().toISOString(), commit: commitInfo(), rows: stepRows(figures, samples) });
+    fs.writeFileSync(STEPS_FILE, `${JSON.stringify(steps, null, 2)}\n`);
+    log(`recorded step "${args.step}" in ${path.relative(REPO, STEPS_FILE)}`);
+  }
+  if (args.out) {
+    fs.writeFileSync(args.out, render({ figures, samples, engine, reps: args.reps, tmp, load, runtimeS, argv, notes: notes([...loadRows(figures, samples), ...otherRows(samples)], samples, engine.targets) }));
+    log(`wrote ${path.relative(REPO, args.out) || args.out}`);
+  }
+  log(`bench took ${fmt(runtimeS)} s`);
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : err}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,196 @@
+// What is measured: the load figures (each run against the floor and hostvol, interleaved, the
+// order alternating per repetition), start-up and peak RSS. Results are raw samples; report.ts
+// takes the medians.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { runLoad, type LoadResult, type LoadSpec, type Work } from './loadgen';
+import { names, peakRssMb, start, volumeName, type Dataset, type Kind, type Running } from './servers';
+import { fmt, median, quantile } from './stats';
+import { okJson, oneRequest } from './wire';
+
+export interface Figure {
+  id: string;
+  title: string;
+  mode: LoadSpec['mode'];
+  concurrency: number;
+  durationMs: number;
+  work: Work;
+}
+
+export interface Samples {
+  /** figure id → kind → one result per repetition */
+  load: Record<string, Record<Kind, LoadResult[]>>;
+  /** "0" or "100000" → kind → ms per repetition */
+  startup: Record<string, Record<Kind, number[]>>;
+  /** label → kind → MB */
+  rss: Record<string, Record<Kind, number[]>>;
+  /** label → kind → reply bytes (same size is the floor's contract) */
+  replyBytes: Record<string, Record<Kind, number>>;
+  /** This disk's cost of one durable commit: a 4 KiB append + fsync, ms. */
+  fsync?: { p50: number; p90: number };
+}
+
+export const emptySamples = (): Samples => ({ load: {}, startup: {}, rss: {}, replyBytes: {} });
+
+/** 4 KiB append + fsync, 200 times, in `dir` (where the stores live): what each durable commit waits for. */
+export function measureFsync(dir: string, out: Samples): void {
+  const file = path.join(dir, 'fsync-probe');
+  const fd = fs.openSync(file, 'w');
+  const block = Buffer.alloc(4096, 1);
+  const t: number[] = [];
+  try {
+    for (let i = 0; i < 200; i++) {
+      const t0 = performance.now();
+      fs.writeSync(fd, block);
+      fs.fsyncSync(fd);
+      t.push(performance.now() - t0);
+    }
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(file, { force: true });
+  }
+  out.fsync = { p50: median(t), p90: quantile(t, 0.9) };
+}
+
+export interface Options {
+  reps: number;
+  /** Scales every duration (0.5 for a quick look). */
+  scale: number;
+  log: (line: string) => void;
+}
+
+const WARMUP_MS = 250;
+export const LIST_BURST = 10;
+
+export function getFigures(count: number): Figure[] {
+  const get: Work = { kind: 'get', names: names(count) };
+  return [
+    { id: 'get-c1-ka', title: 'Get, c=1, keep-alive', mode: 'keepalive', concurrency: 1, durationMs: 1000, work: get },
+    { id: 'get-c16-ka', title: 'Get, c=16, keep-alive', mode: 'keepalive', concurrency: 16, durationMs: 1000, work: get },
+    { id: 'get-c1-new', title: 'Get, c=1, new connection per request', mode: 'newconn', concurrency: 1, durationMs: 1000, work: get },
+    { id: 'get-c16-new', title: 'Get, c=16, new connection per request', mode: 'newconn', concurrency: 16, durationMs: 1000, work: get },
+  ];
+}
+
+export function listFigure(count: number): Figure {
+  return {
+    id: `list-${count}`, title: `List, ${count.toLocaleString('en-US')} volumes, c=1`, mode: 'keepalive', concurrency: 1,
+    durationMs: count >= 100_000 ? 3000 : 1000, work: { kind: 'list' },
+  };
+}
+
+/** Create+Remove next to 100k volumes: Create compares the new path with every volume's. */
+export function createRemove100k(): Figure {
+  return { id: 'cr-c1-100k', title: 'Create+Remove pairs, c=1, 100,000 volumes', mode: 'keepalive', concurrency: 1, durationMs: 1500, work: { kind: 'createRemove', prefix: 'be' } };
+}
+
+export const MOUNT_RW = 'bm-rw';
+export const MOUNT_RO = 'bm-ro';
+
+export function durableFigures(): Figure[] {
+  return [
+    { id: 'cr-c1', title: 'Create+Remove pairs, c=1', mode: 'keepalive', concurrency: 1, durationMs: 1500, work: { kind: 'createRemove', prefix: 'bc' } },
+    { id: 'cr-c16', title: 'Create+Remove pairs, c=16', mode: 'keepalive', concurrency: 16, durationMs: 1500, work: { kind: 'createRemove', prefix: 'bd' } },
+    { id: 'mu-rw', title: 'Mount+Unmount pairs, rw (no bind mount), c=1', mode: 'keepalive', concurrency: 1, durationMs: 1500, work: { kind: 'mountUnmount', volumes: [MOUNT_RW] } },
+    { id: 'mu-ro', title: 'Mount+Unmount pairs, ro (bind mount + remount ro), c=1', mode: 'keepalive', concurrency: 1, durationMs: 1500, work: { kind: 'mountUnmount', volumes: [MOUNT_RO] } },
+  ];
+}
+
+/** Starts both servers on one dataset, runs `body`, stops both (also on failure). */
+export async function withBoth(ds: Dataset, body: (s: Record<Kind, Running>) => Promise<void>): Promise<void> {
+  const probe = ds.count ? volumeName(0) : 'none';
+  const floor = await start('floor', ds, probe);
+  try {
+    const hostvol = await start('hostvol', ds, probe);
+    try {
+      await body({ floor, hostvol });
+    } finally {
+      await hostvol.stop();
+    }
+  } finally {
+    await floor.stop();
+  }
+}
+
+/** Records the reply sizes of Get and List on both servers; they must match for the ratios to mean anything. */
+export async function checkReplySizes(s: Record<Kind, Running>, ds: Dataset, out: Samples, opt: Options): Promise<void> {
+  const probes: [string, string, unknown][] = [[`List ${ds.count}`, '/VolumeDriver.List', {}]];
+  if (ds.count) probes.unshift([`Get`, '/VolumeDriver.Get', { Name: volumeName(0) }]);
+  for (const [label, route, body] of probes) {
+    out.replyBytes[label] = { floor: 0, hostvol: 0 };
+    for (const kind of ['floor', 'hostvol'] as Kind[]) {
+      const reply = await oneRequest(s[kind].socket, route, body);
+      okJson(route, reply);
+      out.replyBytes[label][kind] = reply.body.length;
+    }
+    const { floor, hostvol } = out.replyBytes[label];
+    if (floor !== hostvol) opt.log(`  WARNING: ${label} reply is ${hostvol} bytes from hostvol, ${floor} from the floor`);
+  }
+}
+
+/** Creates the volumes the Mount figures use, on both servers, through the API. */
+export async function createMountVolumes(s: Record<Kind, Running>): Promise<void> {
+  for (const kind of ['floor', 'hostvol'] as Kind[]) {
+    for (const [Name, Opts] of [[MOUNT_RW, null], [MOUNT_RO, { ro: 'true' }]] as const) {
+      okJson('Create', await oneRequest(s[kind].socket, '/VolumeDriver.Create', { Name, Opts }));
+    }
+  }
+}
+
+/** Every figure against both servers, `reps` times, interleaved: figure by figure, order alternating. */
+export async function runFigures(s: Record<Kind, Running>, figures: Figure[], out: Samples, opt: Options): Promise<void> {
+  for (let rep = 0; rep < opt.reps; rep++) {
+    for (const f of figures) {
+      const order: Kind[] = rep % 2 === 0 ? ['floor', 'hostvol'] : ['hostvol', 'floor'];
+      for (const kind of order) {
+        const r = await runLoad({
+          socket: s[kind].socket,
+          serverPid: s[kind].pid,
+          mode: f.mode,
+          concurrency: f.concurrency,
+          warmupMs: WARMUP_MS * opt.scale,
+          durationMs: f.durationMs * opt.scale,
+          maxOps: 2_000_000,
+          work: f.work,
+        });
+        if (r.errors) throw new Error(`${f.title} on ${kind}: ${r.errors} failed requests, first: ${r.firstError}`);
+        ((out.load[f.id] ??= { floor: [], hostvol: [] })[kind]).push(r);
+        opt.log(
+          `  [${rep + 1}/${opt.reps}] ${f.title.padEnd(56)} ${kind.padEnd(7)} ${fmt(r.opsPerSec).padStart(7)} op/s  ` +
+            `p50 ${fmt(r.p50Ms * 1000).padStart(6)} µs  p99 ${fmt(r.p99Ms * 1000).padStart(6)} µs  ` +
+            `cpu: server ${fmt(r.serverCpu * 100)}%, load generator ${fmt(r.loadgenCpu * 100)}%`,
+        );
+      }
+    }
+  }
+}
+
+export function recordRss(s: Record<Kind, Running>, label: string, out: Samples): void {
+  const r = (out.rss[label] ??= { floor: [], hostvol: [] });
+  for (const kind of ['floor', 'hostvol'] as Kind[]) r[kind].push(peakRssMb(s[kind].pid));
+}
+
+/** Exec to first answered Get, on each dataset, interleaved; also the peak RSS right after start. */
+export async function runStartup(datasets: Dataset[], out: Samples, opt: Options): Promise<void> {
+  for (let rep = 0; rep < opt.reps; rep++) {
+    for (const ds of datasets) {
+      const order: Kind[] = rep % 2 === 0 ? ['floor', 'hostvol'] : ['hostvol', 'floor'];
+      for (const kind of order) {
+        const probe = ds.count ? volumeName(ds.count - 1) : 'none';
+        const r = await start(kind, ds, probe);
+        const rss = peakRssMb(r.pid);
+        // A burst of `docker volume ls`: what a daemon with that many volumes meets in normal use.
+        for (let i = 0; i < LIST_BURST && ds.count > 0; i++) okJson('List', await oneRequest(r.socket, '/VolumeDriver.List', {}));
+        const afterLists = peakRssMb(r.pid);
+        await r.stop();
+        ((out.startup[String(ds.count)] ??= { floor: [], hostvol: [] })[kind]).push(r.startupMs);
+        ((out.rss[`after start, ${ds.count} volumes`] ??= { floor: [], hostvol: [] })[kind]).push(rss);
+        if (ds.count > 0) ((out.rss[`after ${LIST_BURST} Lists, ${ds.count} volumes`] ??= { floor: [], hostvol: [] })[kind]).push(afterLists);
+        opt.log(
+          `  [${rep + 1}/${opt.reps}] start-up, ${String(ds.count).padStart(6)} volumes  ${kind.padEnd(7)} ${fmt(r.startupMs)} ms, peak RSS ${fmt(rss)} MB` +
+            (ds.count > 0 ? `, after ${LIST_BURST} Lists ${fmt(afterLists)} MB` : ''),
+        );
+      }
+    }
+  }
+}

@@ -1,0 +1,125 @@
+// The two servers under test as child processes (hostvol exactly as dockerd meets it: `node dist/cli.js
+// serve`), their start-up time (exec to first answered Get), peak RSS, and the pre-populated stores.
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import Database from 'better-sqlite3';
+import { oneRequest } from './wire';
+
+export const REPO = path.resolve(__dirname, '../../..') // bench/out/bench;
+export const CLI_JS = path.join(REPO, 'dist/cli.js');
+const FLOOR_JS = path.join(__dirname, 'floor.js');
+
+export type Kind = 'floor' | 'hostvol';
+
+/** A store with `count` volumes named like names(count), and the floor's copy of it. */
+export interface Dataset {
+  count: number;
+  dir: string;
+  dataRoot: string;
+  stateDir: string;
+  floorDb: string;
+}
+
+export interface Running {
+  kind: Kind;
+  pid: number;
+  socket: string;
+  /** Exec to the first answered Get, in ms. */
+  startupMs: number;
+  stop(): Promise<void>;
+}
+
+export const volumeName = (i: number) => `bv${String(i).padStart(6, '0')}`;
+export const names = (count: number) => Array.from({ length: count }, (_, i) => volumeName(i));
+
+/** Starts one server on a dataset and waits until it answers a Get for `probe` (any answer counts). */
+export async function start(kind: Kind, ds: Dataset, probe: string): Promise<Running> {
+  const socket = path.join(ds.dir, `${kind}.sock`);
+  const log = fs.openSync(path.join(ds.dir, `${kind}.log`), 'a');
+  const argv =
+    kind === 'hostvol'
+      ? [CLI_JS, 'serve', '--socket', socket, '--data-root', ds.dataRoot, '--state-dir', ds.stateDir, '--log-level', 'info']
+      : [FLOOR_JS, socket, fs.existsSync(ds.floorDb) ? ds.floorDb : '-', fs.realpathSync(ds.dataRoot), path.join(fs.realpathSync(ds.stateDir), 'mounts')];
+  const t0 = performance.now();
+  const child = spawn(process.execPath, argv, { stdio: ['ignore', log, log] });
+  fs.closeSync(log);
+  let exited: string | undefined;
+  const gone = new Promise<void>((resolve) =>
+    child.once('exit', (code, sig) => {
+      exited = `exited with ${sig ?? code}`;
+      resolve();
+    }),
+  );
+  const startupMs = await firstAnswer(socket, probe, t0, () => exited).catch(async (err) => {
+    child.kill('SIGKILL');
+    await gone;
+    const tail = fs.readFileSync(path.join(ds.dir, `${kind}.log`), 'utf8').split('\n').slice(-10).join('\n');
+    throw new Error(`${kind} did not start: ${(err as Error).message}\n${tail}`);
+  });
+  return { kind, pid: child.pid!, socket, startupMs, stop: () => stop(child, gone) };
+}
+
+async function firstAnswer(socket: string, name: string, t0: number, exited: () => string | undefined): Promise<number> {
+  const until = t0 + 30_000;
+  while (performance.now() < until) {
+    const why = exited();
+    if (why) throw new Error(why);
+    try {
+      await oneRequest(socket, '/VolumeDriver.Get', { Name: name }, 30_000);
+      return performance.now() - t0;
+    } catch {
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+  throw new Error('no answer within 30 s');
+}
+
+async function stop(child: ChildProcess, gone: Promise<void>): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  await gone;
+  clearTimeout(timer);
+}
+
+/** Peak resident set size (VmHWM) of a live process, in MB. */
+export function peakRssMb(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/**
+ * A store holding `count` ready volumes: hostvol is started once so the schema exists, stopped, and
+ * the rows are inserted directly in one transaction (creating 100k volumes through the API would
+ * take minutes). The floor gets a copy of the same file.
+ */
+export async function makeDataset(root: string, count: number): Promise<Dataset> {
+  const dir = path.join(root, `ds${count}`);
+  const ds: Dataset = {
+    count,
+    dir,
+    dataRoot: path.join(dir, 'data'),
+    stateDir: path.join(dir, 'state'),
+    floorDb: path.join(dir, 'floor.db'),
+  };
+  fs.mkdirSync(dir, { recursive: true });
+  const h = await start('hostvol', ds, 'none');
+  await h.stop();
+  const dataRoot = fs.realpathSync(ds.dataRoot);
+  const db = new Database(path.join(ds.stateDir, 'hostvol.db'));
+  const insert = db.prepare(
+    `INSERT INTO volumes (name, path, options, created_by, created_at, state, made)
+     VALUES (?, ?, '{"readOnly":false}', 'hostvol', ?, 'ready', ?)`,
+  );
+  const base = Date.parse('2026-01-01T00:00:00Z');
+  db.transaction(() => {
+    for (let i = 0; i < count; i++) {
+      const p = path.join(dataRoot, volumeName(i));
+      insert.run(volumeName(i), p, new Date(base + i * 1000).toISOString(), p);
+    }
+  })();
+  db.close();
+  if (count > 0) fs.copyFileSync(path.join(ds.stateDir, 'hostvol.db'), ds.floorDb);
+  return ds;
+}
