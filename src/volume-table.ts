@@ -14,17 +14,21 @@ export class VolumeTable extends Map<string, Volume> {
     for (const [name, v] of entries) this.set(name, v);
   }
 
+  /** Built on the first question, not at start-up: loading 100k volumes should not wait for it. */
+  private indexed = false;
+
   override set(name: string, v: Volume): this {
-    const old = super.get(name);
-    if (old) this.unindex(old);
-    this.byPath.set(v.path, name);
-    for (const dir of ancestors(v.path)) this.below.set(dir, (this.below.get(dir) ?? 0) + 1);
+    if (this.indexed) {
+      const old = super.get(name);
+      if (old) this.unindex(old);
+      this.index(name, v);
+    }
     return super.set(name, v);
   }
 
   override delete(name: string): boolean {
     const old = super.get(name);
-    if (old) this.unindex(old);
+    if (old && this.indexed) this.unindex(old);
     return super.delete(name);
   }
 
@@ -36,6 +40,10 @@ export class VolumeTable extends Map<string, Volume> {
 
   /** A volume whose directory is `dir`, lies above it or below it; undefined when none does. */
   overlapping(dir: string): Volume | undefined {
+    if (!this.indexed) {
+      for (const [name, v] of this) this.index(name, v);
+      this.indexed = true;
+    }
     for (const p of [dir, ...ancestors(dir)]) {
       const name = this.byPath.get(p);
       if (name !== undefined) return super.get(name);
@@ -46,9 +54,26 @@ export class VolumeTable extends Map<string, Volume> {
     return undefined;
   }
 
+  /** Volumes mostly share one parent (the data root): reuse its chain instead of rebuilding it per volume. */
+  private lastParent = '';
+  private lastChain: string[] = [];
+  private ancestorsOf(p: string): string[] {
+    const parent = path.dirname(p);
+    if (parent !== this.lastParent) {
+      this.lastParent = parent;
+      this.lastChain = ancestors(p);
+    }
+    return this.lastChain;
+  }
+
+  private index(name: string, v: Volume): void {
+    this.byPath.set(v.path, name);
+    for (const dir of this.ancestorsOf(v.path)) this.below.set(dir, (this.below.get(dir) ?? 0) + 1);
+  }
+
   private unindex(v: Volume): void {
     if (this.byPath.get(v.path) === v.name) this.byPath.delete(v.path);
-    for (const dir of ancestors(v.path)) {
+    for (const dir of this.ancestorsOf(v.path)) {
       const n = (this.below.get(dir) ?? 0) - 1;
       if (n > 0) this.below.set(dir, n);
       else this.below.delete(dir);
