@@ -23,7 +23,8 @@ export function notes(rows: Row[], s: Samples, engineTargets: { text: string; me
         'Fewer synced commits per pair, or synchronous=NORMAL, are durability decisions outside src/server.ts.',
     );
   }
-  if (cr100k) {
+  // Only when it is much slower than next to 1,000 volumes, i.e. when Create still scans every volume.
+  if (cr100k && cr && cr100k.hostvol < cr.hostvol / 2) {
     out.push(
       `- **Create+Remove next to 100,000 volumes**: ${fmt(cr100k.hostvol)} pairs/s (p50 ${fmt(row('Create+Remove pairs, c=1, 100,000 volumes', 'p50 µs')?.hostvol ?? NaN)} µs) against ${fmt(cr?.hostvol ?? NaN)} with 1,000: ` +
         "each Create compares the new directory with every volume's (driver.ts, checkPlacement), so its cost grows with the number of volumes.",

@@ -122,7 +122,8 @@ export function commitInfo(): string {
 
 export function machine(tmp: string, load: { before: number[]; after: number[] }): string[] {
   const cpus = os.cpus();
-  const fsType = sh('findmnt', ['-n', '-o', 'FSTYPE,SOURCE', '-T', tmp]).replace(/\s+/, ' on ');
+  // The run's directory is gone by now; its parent is on the same file system.
+  const fsType = sh('findmnt', ['-n', '-o', 'FSTYPE,SOURCE', '-T', path.dirname(tmp)]).replace(/\s+/, ' on ');
   return [
     `- CPU: ${cpus.length} × ${cpus[0]?.model ?? '?'}; memory ${fmt(os.totalmem() / 2 ** 30)} GiB`,
     `- OS: ${os.type()} ${os.release()} (${sh('sh', ['-c', '. /etc/os-release && echo "$PRETTY_NAME"'])}); Node ${process.version}`,
@@ -179,6 +180,8 @@ function stepsTable(steps: ExpressStep[]): string[] {
 }
 
 export interface ReportInput {
+  /** HEAD when hostvol was built for this run, and whether src/ differed from it. */
+  commit: string;
   figures: Figure[];
   samples: Samples;
   engine: EngineResult;
@@ -197,7 +200,7 @@ export function render(r: ReportInput): string {
   return [
     '# hostvol benchmarks',
     '',
-    `Written by \`npm run bench\` on ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}, hostvol at commit ${commitInfo()}; ` +
+    `Written by \`npm run bench\` on ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}, hostvol at commit ${r.commit}; ` +
       `the whole run took ${fmt(r.runtimeS / 60)} min. Do not edit by hand: run it again.`,
     '',
     '## Machine',

@@ -49,6 +49,7 @@ async function main(): Promise<void> {
     log('building hostvol (tsc -p tsconfig.json)');
     execFileSync(path.join(REPO, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.json'], { cwd: REPO, stdio: 'inherit' });
   }
+  const commit = commitInfo(); // what is measured: dist/ is built from this working tree
   const load = { before: os.loadavg(), after: [] as number[] };
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hostvol-bench-'));
   const samples = emptySamples();
@@ -112,12 +113,12 @@ async function main(): Promise<void> {
 
   if (args.step) {
     const steps = readSteps().filter((s) => s.label !== args.step);
-    steps.push({ label: args.step, date: new Date().toISOString(), commit: commitInfo(), rows: stepRows(figures, samples) });
+    steps.push({ label: args.step, date: new Date().toISOString(), commit, rows: stepRows(figures, samples) });
     fs.writeFileSync(STEPS_FILE, `${JSON.stringify(steps, null, 2)}\n`);
     log(`recorded step "${args.step}" in ${path.relative(REPO, STEPS_FILE)}`);
   }
   if (args.out) {
-    fs.writeFileSync(args.out, render({ figures, samples, engine, reps: args.reps, tmp, load, runtimeS, argv, notes: notes([...loadRows(figures, samples), ...otherRows(samples)], samples, engine.targets) }));
+    fs.writeFileSync(args.out, render({ commit, figures, samples, engine, reps: args.reps, tmp, load, runtimeS, argv, notes: notes([...loadRows(figures, samples), ...otherRows(samples)], samples, engine.targets) }));
     log(`wrote ${path.relative(REPO, args.out) || args.out}`);
   }
   log(`bench took ${fmt(runtimeS)} s`);
