@@ -53,6 +53,23 @@ describe('volume workflows', () => {
     expect(calls(reqs, 'Remove', v).map((x) => x.reply)).toEqual([{}]);
   });
 
+  s.scenario('issue 2 acceptance: create -o uid=1000 -o mode=0750, write, read in another container, inspect, rm', async () => {
+    const { hv } = s;
+    const v = uniq('acc');
+    await s.docker(['volume', 'create', '-d', DRIVER, '-o', 'uid=1000', '-o', 'mode=0750', v]);
+    const dir = path.join(hv.dataRoot, v);
+    expect([fs.statSync(dir).uid, fs.statSync(dir).mode & 0o777]).toEqual([1000, 0o750]);
+    await bb(['-v', `${v}:/d`, BB_IMAGE, 'sh', '-c', 'echo hi > /d/f']);
+    expect((await bb(['-v', `${v}:/d`, BB_IMAGE, 'cat', '/d/f'])).stdout).toBe('hi\n');
+    const info = await inspectVolume(s.engine, v);
+    expect(info.Status).toEqual({
+      path: dir, options: { readOnly: false, uid: 1000, mode: '0750' }, mounts: 0, readOnly: false,
+      label: '', createdBy: 'hostvol', onRemove: 'delete',
+    });
+    await s.docker(['volume', 'rm', v]);
+    expect(fs.existsSync(dir)).toBe(false);
+  });
+
   s.scenario('2. -o path=<host dir> under an allowed path: host files visible both ways, rm keeps the data', async () => {
     const { hv } = s;
     const v = uniq('hostp');
