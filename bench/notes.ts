@@ -36,7 +36,7 @@ export function notes(rows: Row[], s: Samples, engineTargets: { text: string; me
       `- **List at 10,000 volumes** ${fmt(list10k.ratio)}× the floor (at 1,000: ${fmt(row('List, 1,000 volumes, c=1', 'requests/s')?.ratio ?? NaN)}×, ` +
         `at 100,000: ${fmt(row('List, 100,000 volumes, c=1', 'requests/s')?.ratio ?? NaN)}×). The HTTP path is the floor's, and profiled in-process ` +
         "the reply costs the same to build from hostvol's volumes as from the floor's (driver.list() ~0.5 ms, JSON.stringify ~3 ms at 10,000 " +
-        'for both); with the same code this ratio ranged from 0.76× to 0.95× between full runs on this machine, and the rest of the gap was not found.',
+        'for both), so the gap is in how the two processes run under load; it moves between runs and builds and was not pinned down.',
     );
   }
   const st = row('Start-up, 100,000 volumes (exec to first answered Get)', 'ms');
