@@ -46,7 +46,7 @@ export function notes(rows: Row[], s: Samples, engineTargets: { text: string; me
       `- **Start-up with 100,000 volumes** ${fmt(st.hostvol)} ms (floor ${fmt(st.floor)} ms): with no volumes hostvol answers after ${fmt(st0.hostvol)} ms ` +
         `(floor ${fmt(st0.floor)} ms: Node, modules, socket), so loading 100,000 records takes ~${fmt(st.hostvol - st0.hostvol)} ms, the floor's bare ` +
         `SELECT into a Map ~${fmt(st.floor - st0.floor)} ms. Both pay better-sqlite3 turning 700,000 column values into JS strings; hostvol also turns the records into volumes ` +
-        'and indexes their directories (volume-table.ts), and loads more modules before it listens.',
+        '(driver state, leases) and loads more modules (zod, pino, commander) before it listens.',
     );
   }
   const burst = rows.find((r) => r.figure.startsWith('Peak RSS, 100,000 volumes, after start and'));
