@@ -80,11 +80,23 @@ export function toRecord(v: Volume): VolumeRecord {
   return { name, path: p, options: JSON.stringify(v.options), createdBy, createdAt, state, made };
 }
 
+// Most volumes share a handful of option sets; at start-up with 100k volumes, parsing each again
+// cost time and memory. The objects are frozen, since several volumes may hold the same one.
+const parsed = new Map<string, VolumeOptions>();
+function parseStored(json: string): VolumeOptions {
+  let options = parsed.get(json);
+  if (!options) {
+    options = Object.freeze(JSON.parse(json) as VolumeOptions);
+    if (parsed.size < 1000) parsed.set(json, options);
+  }
+  return options;
+}
+
 export function fromRecord(rec: VolumeRecord, leases: LeaseRecord[]): Volume {
   return {
     name: rec.name,
     path: rec.path,
-    options: JSON.parse(rec.options) as VolumeOptions,
+    options: parseStored(rec.options),
     createdBy: rec.createdBy,
     createdAt: rec.createdAt,
     state: rec.state,
