@@ -2,23 +2,8 @@
 // whether mount leases left by a dockerd that died can be dropped.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { readMounts, type MountEntry } from './mountinfo';
 import { isInside } from './paths';
-
-interface MountLine {
-  dev: string;
-  root: string;
-  mountPoint: string;
-}
-
-function parse(text: string): MountLine[] {
-  const unescape = (f: string) => f.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-  const out: MountLine[] = [];
-  for (const line of text.split('\n')) {
-    const f = line.split(' ');
-    if (f.length > 4) out.push({ dev: f[2], root: unescape(f[3]), mountPoint: unescape(f[4]) });
-  }
-  return out;
-}
 
 const read = (file: string): string | undefined => {
   try {
@@ -35,6 +20,15 @@ const nsOf = (pid: string): string | undefined => {
   }
 };
 
+/** A process's mount table, or none when it exited meanwhile. */
+function mountsOf(pid: string): MountEntry[] {
+  try {
+    return readMounts(Number(pid));
+  } catch {
+    return [];
+  }
+}
+
 /** Containers are only visible when we share dockerd's PID namespace (a host service, not a managed plugin). */
 function seesDockerd(pids: string[]): boolean {
   return pids.some((pid) => read(`/proc/${pid}/comm`)?.trim() === 'dockerd');
@@ -48,7 +42,7 @@ export function mountedElsewhere(dir: string): boolean | undefined {
   const pids = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p));
   if (!seesDockerd(pids)) return undefined;
   // Find dir's file system and its path inside it: that is what a bind mount of dir shows as root.
-  const own = parse(read('/proc/self/mountinfo') ?? '');
+  const own = readMounts();
   const holder = own.filter((m) => isInside(dir, m.mountPoint)).sort((a, b) => b.mountPoint.length - a.mountPoint.length)[0];
   if (!holder) return undefined;
   const root = path.join(holder.root, path.relative(holder.mountPoint, dir));
@@ -57,7 +51,7 @@ export function mountedElsewhere(dir: string): boolean | undefined {
     const ns = nsOf(pid);
     if (!ns || seen.has(ns)) continue;
     seen.add(ns);
-    const lines = parse(read(`/proc/${pid}/mountinfo`) ?? '');
+    const lines = mountsOf(pid);
     if (lines.some((m) => m.dev === holder.dev && isInside(m.root, root))) return true;
   }
   return false;
