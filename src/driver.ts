@@ -112,10 +112,10 @@ export class Driver {
       this.sweeper = undefined;
       let left = 0;
       for (const v of [...this.volumes.values()]) {
-        if (![...v.leases.values()].some((l) => l.generation < this.generation)) continue;
+        if (this.staleIds(v).length === 0) continue;
         const known = await this.lock.run(v.name, () => (this.volumes.get(v.name) === v ? this.reclaimStale(v) : true));
         if (!known) return; // this process cannot see containers: nothing to gain by asking again
-        if ([...v.leases.values()].some((l) => l.generation < this.generation)) left++;
+        if (this.staleIds(v).length > 0) left++;
       }
       if (left > 0) this.sweepStale(everyMs);
     };
@@ -273,13 +273,18 @@ export class Driver {
     return v;
   }
 
+  /** Mount IDs recorded before dockerd's last Activate. */
+  private staleIds(v: Volume): string[] {
+    return [...v.leases].filter(([, l]) => l.generation < this.generation).map(([id]) => id);
+  }
+
   /**
    * A dockerd that was killed never unmounts the containers it had, and its successor unmounts only
    * those it restarts. Leases from such an earlier dockerd are dropped once no container in any mount
    * namespace still has the directory mounted (with --live-restore the containers do, and keep them).
    */
   private async reclaimStale(v: Volume): Promise<boolean> {
-    const stale = [...v.leases].filter(([, l]) => l.generation < this.generation).map(([id]) => id);
+    const stale = this.staleIds(v);
     if (stale.length === 0) return true;
     const busy = mountedElsewhere(v.path);
     if (busy !== false) return busy === true;
