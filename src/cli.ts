@@ -3,8 +3,8 @@
 import { Command, Option } from 'commander';
 import { startDaemon, defaults, type Config } from './daemon';
 import { describe } from './errors';
-import { parseHostPaths } from './hostpaths';
-import { describeOptions } from './options';
+import { parseHostPaths } from './volumes/hostpaths';
+import { describeOptions } from './volumes/options';
 
 const env = process.env;
 

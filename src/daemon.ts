@@ -4,16 +4,16 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import pino, { type Logger } from 'pino';
-import { Driver } from './driver';
-import { type HostPaths } from './hostpaths';
+import { Driver } from './volumes/driver';
+import { type HostPaths } from './volumes/hostpaths';
 import { describe } from './errors';
-import { createLabeler, type Labeler, type SelinuxMode } from './labels';
-import { closeServer, listenUnix } from './listen';
-import { systemMounter, type Mounter } from './mounter';
-import { Confinement, realLocation } from './paths';
-import { recover } from './recover';
-import { createApp } from './server';
-import { Store } from './store';
+import { createLabeler, type Labeler, type SelinuxMode } from './host/labels';
+import { closeServer, listenUnix } from './plugin/listen';
+import { systemMounter, type Mounter } from './host/mounter';
+import { Confinement, realLocation } from './host/paths';
+import { recover } from './volumes/recover';
+import { createApp } from './plugin/server';
+import { Store } from './store/sqlite';
 
 export interface Config {
   socket: string;

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import fc from 'fast-check';
-import { endpoints } from '../../src/protocol';
+import { endpoints } from '../../src/plugin/protocol';
 import { TransportError, parseHttpResponse, rawExchange, type Reply } from './lib/client';
 import { Invariants, LONG, pick, recordFigures, seed } from './lib/figures';
 import { Sandbox, diffSnapshots, inside, mountTable, plantDecoys, snapshot } from './lib/sandbox';

@@ -3,7 +3,7 @@
 // untouched; a stale socket left by a SIGKILLed process is replaced; a non-socket file is never removed.
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import { closeServer, listenUnix } from '../../src/listen';
+import { closeServer, listenUnix } from '../../src/plugin/listen';
 import { isOk } from './lib/client';
 import { Invariants, pick, recordFigures } from './lib/figures';
 import { Sandbox } from './lib/sandbox';

@@ -1,6 +1,6 @@
 // Managed mode: operators write host paths; the plugin sees them under its mount, and shows them back
 // as host paths.
-import { parseHostPaths, toHost, toPlugin } from '../../src/hostpaths';
+import { parseHostPaths, toHost, toPlugin } from '../../src/volumes/hostpaths';
 
 const map = parseHostPaths('/srv/data');
 

@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { mountedElsewhere } from '../../src/inuse';
+import { mountedElsewhere } from '../../src/host/inuse';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hv-inuse-'));
 const vol = path.join(dir, 'vol');

@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CONTAINER_FILE_LABEL, createLabeler, relabelTree } from '../../src/labels';
+import { CONTAINER_FILE_LABEL, createLabeler, relabelTree } from '../../src/host/labels';
 import { destroy, sandbox, type Sandbox } from './support';
 
 const label = (p: string): string | null => {

@@ -1,6 +1,6 @@
 // Driver options: the allow-list, every value form, the conflicts, and messages that name the
 // volume and the option.
-import { parseOptions, sameOptions } from '../../src/options';
+import { parseOptions, sameOptions } from '../../src/volumes/options';
 
 const parse = (opts: Record<string, string> | null) => parseOptions('v1', opts);
 

@@ -2,7 +2,7 @@
 // allowed paths; deletes never leave the volume directory.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Confinement, realLocation, removeTree } from '../../src/paths';
+import { Confinement, realLocation, removeTree } from '../../src/host/paths';
 import { destroy, sandbox, type Sandbox } from './support';
 
 let sb: Sandbox;

@@ -2,8 +2,8 @@
 // and their bind mounts; creates and removes cut short by a crash are undone or finished.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { mountPoints } from '../../src/mountinfo';
-import { Store } from '../../src/store';
+import { mountPoints } from '../../src/host/mountinfo';
+import { Store } from '../../src/store/sqlite';
 import { destroy, sandbox, type Sandbox } from './support';
 
 let sb: Sandbox;

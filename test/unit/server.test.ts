@@ -1,6 +1,6 @@
 // The wire contract as dockerd uses it: every endpoint, no Content-Type, empty bodies, Opts null
 // or {}, and every reply HTTP 200 with JSON.
-import { GetResponse, ListResponse } from '../../src/protocol';
+import { GetResponse, ListResponse } from '../../src/plugin/protocol';
 import { destroy, sandbox, type Sandbox } from './support';
 
 let sb: Sandbox;

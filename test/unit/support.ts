@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import pino from 'pino';
 import { Agent, request } from 'undici';
 import { defaults, startDaemon, type Config, type Daemon } from '../../src/daemon';
-import type { Labeler } from '../../src/labels';
+import type { Labeler } from '../../src/host/labels';
 
 export interface Sandbox {
   dir: string;
@@ -68,7 +68,7 @@ export async function sandbox(overrides: Partial<Config> = {}, inject: { labeler
 /** Stops the daemon, unmounts anything left below the sandbox and deletes it. */
 export async function destroy(sb: Sandbox): Promise<void> {
   await sb.stop().catch(() => undefined);
-  const { mountPoints } = await import('../../src/mountinfo');
+  const { mountPoints } = await import('../../src/host/mountinfo');
   for (const m of mountPoints().filter((p) => p.startsWith(`${sb.dir}/`)).reverse()) {
     require('node:child_process').execFileSync('umount', ['-l', m]);
   }

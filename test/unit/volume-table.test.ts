@@ -1,7 +1,7 @@
 // The volume table answers "which volume overlaps this directory" from its index, and keeps the
 // index right through set, replace and delete.
-import { VolumeTable } from '../../src/volume-table';
-import type { Volume } from '../../src/volume';
+import { VolumeTable } from '../../src/volumes/volume-table';
+import type { Volume } from '../../src/volumes/volume';
 
 const vol = (name: string, path: string): Volume => ({
   name, path, options: { readOnly: false }, createdBy: 'hostvol', createdAt: '', state: 'ready', made: null, leases: new Map(),

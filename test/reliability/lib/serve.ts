@@ -15,7 +15,8 @@ export function requireBuild(): void {
   if (!fs.existsSync(CLI)) {
     throw new Error(`${CLI} is missing: run \`npm run build\` (or \`make build\`) before the reliability suite`);
   }
-  for (const f of fs.readdirSync(path.join(REPO, 'src')).filter((f) => f.endsWith('.ts'))) {
+  const sources = fs.readdirSync(path.join(REPO, 'src'), { recursive: true }) as string[];
+  for (const f of sources.filter((f) => f.endsWith('.ts'))) {
     const js = path.join(REPO, 'dist', f.replace(/\.ts$/, '.js'));
     const src = path.join(REPO, 'src', f);
     if (!fs.existsSync(js) || fs.statSync(js).mtimeMs < fs.statSync(src).mtimeMs) {

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import type * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { HostvolError } from './errors';
+import { HostvolError } from '../errors';
 
 /** Whether something answers on `socketPath`: 'live', 'stale' (a socket file nobody serves) or 'absent'. */
 export async function probeSocket(socketPath: string): Promise<'live' | 'stale' | 'absent'> {

@@ -6,8 +6,8 @@ import type * as http from 'node:http';
 import type { Express, NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
-import type { Driver } from './driver';
-import { HostvolError, describe } from './errors';
+import type { Driver } from '../volumes/driver';
+import { HostvolError, describe } from '../errors';
 import { describeIssues, endpoints, type Route } from './protocol';
 
 export const BODY_LIMIT = '64kb';

@@ -2,7 +2,7 @@
 // way the kernel resolves them), and a tree delete that never leaves the directory it was given.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PathError, describe } from './errors';
+import { PathError, describe } from '../errors';
 import { mountPoints } from './mountinfo';
 
 /** True when `child` is `root` or lies below it (plain string prefixes would let /data match /database). */

@@ -1,9 +1,9 @@
 // A volume as the driver holds it in memory, how it maps to and from a store record, and the
 // rules derived from its options (where it is mounted, whether its data is deleted on remove).
 import * as path from 'node:path';
-import { InvalidRequestError } from './errors';
+import { InvalidRequestError } from '../errors';
 import type { OnRemove, VolumeOptions } from './options';
-import type { LeaseRecord, RecordState, VolumeRecord } from './store';
+import type { LeaseRecord, RecordState, VolumeRecord } from '../store/sqlite';
 
 export interface Volume {
   name: string;

@@ -3,11 +3,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { DriverDeps } from './driver';
-import { PathError } from './errors';
+import { PathError } from '../errors';
 import { toPlugin } from './hostpaths';
-import type { Labeler } from './labels';
+import type { Labeler } from '../host/labels';
 import type { VolumeOptions } from './options';
-import { isInside, makeDirs } from './paths';
+import { isInside, makeDirs } from '../host/paths';
 import type { Volume } from './volume';
 import type { VolumeTable } from './volume-table';
 

@@ -1,7 +1,7 @@
 // Driver options (`docker volume create -o k=v`, `--mount …,volume-opt=k=v`): the allow-list, how
 // each value is parsed, and the conflict rules. Everything is driven by the `keys` table below.
-import { InvalidOptionError } from './errors';
-import { UNPAIRED_SURROGATE } from './protocol';
+import { InvalidOptionError } from '../errors';
+import { UNPAIRED_SURROGATE } from '../plugin/protocol';
 
 export type Label = 'z' | 'Z';
 export type OnRemove = 'keep' | 'delete';

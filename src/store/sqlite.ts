@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
-import { HostvolError } from './errors';
+import { HostvolError } from '../errors';
 
 /** `creating` and `removing` mark work in progress, so start-up can finish or undo it after a crash. */
 export type RecordState = 'creating' | 'ready' | 'removing';

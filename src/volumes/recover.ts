@@ -4,8 +4,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { prepareDirectory } from './directory';
 import type { Driver } from './driver';
-import { describe } from './errors';
-import type { LeaseRecord } from './store';
+import { describe } from '../errors';
+import type { LeaseRecord } from '../store/sqlite';
 import * as vol from './volume';
 
 export async function recover(driver: Driver): Promise<void> {

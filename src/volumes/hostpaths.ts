@@ -2,7 +2,7 @@
 // still write host paths (`-o path=/srv/data/app`), so those are translated to where the plugin sees
 // them, and back again for what `docker volume inspect` shows. A host service maps nothing.
 import * as path from 'node:path';
-import { isInside } from './paths';
+import { isInside } from '../host/paths';
 
 export interface HostPaths {
   /** The host directory, as operators name it. */

@@ -2,16 +2,16 @@
 // volumes, options, paths and leases; the HTTP layer decodes requests and encodes what it returns.
 import type { Logger } from 'pino';
 import { checkDirectory, locate, prepareDirectory } from './directory';
-import { ConflictError, HostvolError, NotFoundError, describe } from './errors';
+import { ConflictError, HostvolError, NotFoundError, describe } from '../errors';
 import { toHost, type HostPaths } from './hostpaths';
-import { mountedElsewhere } from './inuse';
+import { mountedElsewhere } from '../host/inuse';
 import { KeyedLock } from './keyed-lock';
-import type { Labeler } from './labels';
-import type { Mounter } from './mounter';
+import type { Labeler } from '../host/labels';
+import type { Mounter } from '../host/mounter';
 import { parseOptions, sameOptions, type VolumeOptions } from './options';
-import { Confinement, firstMissing, removeEmptyParents, removeTree } from './paths';
-import type { VolumeInfo } from './protocol';
-import type { Store } from './store';
+import { Confinement, firstMissing, removeEmptyParents, removeTree } from '../host/paths';
+import type { VolumeInfo } from '../plugin/protocol';
+import type { Store } from '../store/sqlite';
 import * as vol from './volume';
 import type { Volume } from './volume';
 import { VolumeTable } from './volume-table';
