@@ -5,7 +5,7 @@ VERSION := $(shell node -p 'require("./package.json").version')
 JEST := node_modules/.bin/jest
 RESULTS := .test-results
 
-.PHONY: build run test test-unit test-e2e system-deps engine plugin plugin-enable bench reliability clean
+.PHONY: build run test test-unit test-e2e system-deps engine test-deps plugin plugin-enable bench reliability clean
 
 # npm ci only when the lock file changed since the last install (it rebuilds better-sqlite3 from source).
 node_modules/.installed: package-lock.json
@@ -30,7 +30,13 @@ run: build system-deps
 engine:
 	bash test/e2e/install-engine.sh
 
-test: build system-deps engine
+# The reliability suites' instruments: a FUSE layer that forgets unsynced writes at a power cut
+# (fuse3, python3-pyfuse3, run by /usr/bin/python3) and an fsync-delaying LD_PRELOAD shim (gcc).
+test-deps:
+	@{ [ -e /usr/bin/fusermount3 ] && /usr/bin/python3 -c 'import pyfuse3, trio' 2>/dev/null && command -v cc >/dev/null; } || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fuse3 python3-pyfuse3 python3-trio gcc libc6-dev; }
+
+test: build system-deps engine test-deps
 	@rm -rf $(RESULTS) && mkdir -p $(RESULTS)
 	$(JEST) --selectProjects unit --json --outputFile=$(RESULTS)/unit.json
 	$(JEST) --selectProjects reliability --runInBand --json --outputFile=$(RESULTS)/reliability.json
@@ -43,7 +49,7 @@ test-unit: build system-deps
 test-e2e: build system-deps engine
 	$(JEST) --selectProjects e2e --runInBand --verbose
 
-reliability: build system-deps
+reliability: build system-deps test-deps
 	npm run reliability
 
 PLUGIN ?= hostvol:$(VERSION)

@@ -13,7 +13,8 @@ import { systemMounter, type Mounter } from './host/mounter';
 import { Confinement, realLocation } from './host/paths';
 import { recover } from './volumes/recover';
 import { createApp } from './plugin/server';
-import { Store } from './store/sqlite';
+import { SqliteStore } from './store/sqlite';
+import { mountedElsewhere } from './host/inuse';
 
 export interface Config {
   socket: string;
@@ -67,9 +68,9 @@ export async function startDaemon(config: Config, deps: { log?: Logger; mounter?
   });
   await listenUnix(server, config.socket);
 
-  let store: Store | undefined;
+  let store: SqliteStore | undefined;
   try {
-    store = new Store(config.stateDir);
+    store = new SqliteStore(config.stateDir);
     const driver = await openDriver(config, store, log, deps.mounter ?? systemMounter, deps.labeler ?? createLabeler(config.selinux));
     resolveReady(driver);
     log.info(
@@ -79,7 +80,7 @@ export async function startDaemon(config: Config, deps: { log?: Logger; mounter?
     );
   } catch (err) {
     rejectReady(err);
-    store?.close();
+    await store?.close().catch(() => undefined);
     await closeServer(server);
     throw err;
   }
@@ -89,13 +90,14 @@ export async function startDaemon(config: Config, deps: { log?: Logger; mounter?
     (closing ??= (async () => {
       await closeServer(server);
       await (await ready).idle();
-      store?.close();
+      await store?.close();
       log.info('hostvol stopped');
     })());
   return { server, ready, log, close };
 }
 
-async function openDriver(config: Config, store: Store, log: Logger, mounter: Mounter, labeler: Labeler): Promise<Driver> {
+/** Start-up work, before any request is served: synchronous file system calls are fine here. */
+async function openDriver(config: Config, store: SqliteStore, log: Logger, mounter: Mounter, labeler: Labeler): Promise<Driver> {
   fs.mkdirSync(config.dataRoot, { recursive: true, mode: 0o755 });
   const dataRoot = fs.realpathSync(config.dataRoot);
   const stateDir = fs.realpathSync(config.stateDir);
@@ -103,21 +105,28 @@ async function openDriver(config: Config, store: Store, log: Logger, mounter: Mo
     if (!fs.existsSync(p)) log.warn({ path: p }, 'allowed path does not exist (yet)');
   }
   const managed = config.propagatedMount !== undefined;
-  const mountsDir = managed ? realLocation(config.propagatedMount!) : path.join(stateDir, 'mounts');
+  const mountsDir = managed ? await realLocation(config.propagatedMount!) : path.join(stateDir, 'mounts');
   fs.mkdirSync(mountsDir, { recursive: true, mode: 0o755 });
-  const driver = new Driver({
-    store,
-    mounter,
-    labeler,
-    log,
-    dataRoot,
-    stateDir,
-    confinement: new Confinement([dataRoot, ...config.allowPaths, ...(config.hostPaths ? [config.hostPaths.plugin] : [])]),
-    layout: { mountsDir, managed },
-    bootId: readBootId(config.bootIdFile),
-    hostPaths: config.hostPaths,
-  });
-  await recover(driver);
+  const snapshot = await store.load();
+  const roots = [dataRoot, ...config.allowPaths, ...(config.hostPaths ? [config.hostPaths.plugin] : [])];
+  const driver = new Driver(
+    {
+      store,
+      mounter,
+      labeler,
+      log,
+      dataRoot,
+      stateDir,
+      mountsDir,
+      confinement: await Confinement.create(roots),
+      layout: { mountsDir, managed },
+      bootId: readBootId(config.bootIdFile),
+      hostPaths: config.hostPaths,
+      inUse: (dir) => mountedElsewhere(dir, mountsDir),
+    },
+    snapshot.generation,
+  );
+  await recover(driver, snapshot);
   return driver;
 }
 

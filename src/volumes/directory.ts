@@ -1,84 +1,199 @@
 // A volume's directory: where it may be (confined, not overlapping hostvol's own files or another
-// volume), making it with the owner and mode asked for, and checking it is still itself before a mount.
+// volume), making it with the owner and mode asked for, opening it for a mount, and deleting it.
+// Every step after the first judgement walks from the directory's allowed root by file descriptor
+// without following symlinks (host/tree.ts), so a path component swapped for a symlink or renamed
+// meanwhile makes the step fail; it can never redirect it outside.
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { DriverDeps } from './driver';
-import { PathError } from '../errors';
-import { toPlugin } from './hostpaths';
+import { PathError, describe } from '../errors';
 import type { Labeler } from '../host/labels';
+import { isInside, shown, type Confinement } from '../host/paths';
+import { makeBeneath, openBeneath, removeEntry, renameIn, type Dir } from '../host/tree';
+import { toPlugin, type HostPaths } from './hostpaths';
 import type { VolumeOptions } from './options';
-import { isInside, makeDirs } from '../host/paths';
 import type { Volume } from './volume';
 import type { VolumeTable } from './volume-table';
 
-/** Where a new volume's directory is (its real location), and whether it exists already. */
-export function locate(deps: DriverDeps, volumes: VolumeTable, name: string, options: VolumeOptions): { real: string; exists: boolean } {
-  const { confinement, dataRoot, hostPaths } = deps;
+/** What placing a directory needs to know. */
+export interface Placement {
+  confinement: Confinement;
+  /** Real path of the default home of volumes. */
+  dataRoot: string;
+  stateDir: string;
+  mountsDir: string;
+  /** Managed mode: the host directory `-o path=` refers to, and where the plugin sees it. */
+  hostPaths?: HostPaths;
+}
+
+/** Where a new volume's directory is (its real location), whether it exists, and what mkdir -p would make first. */
+export async function locate(
+  p: Placement,
+  volumes: VolumeTable,
+  name: string,
+  options: VolumeOptions,
+): Promise<{ real: string; exists: boolean; made: string | null }> {
   const real = options.path
-    ? confinement.judge(toPlugin(hostPaths, options.path), `option path of volume "${name}":`)
-    : confinement.judge(path.join(dataRoot, name), `directory of volume "${name}":`);
-  checkPlacement(deps, volumes, name, real, options);
-  const st = fs.statSync(real, { throwIfNoEntry: false });
+    ? await p.confinement.judge(toPlugin(p.hostPaths, options.path), `option path of volume "${name}":`)
+    : await p.confinement.judge(path.join(p.dataRoot, name), `directory of volume "${name}":`);
+  checkPlacement(p, volumes, name, real, options);
+  const st = await fs.promises.lstat(real).catch(() => undefined);
   if (st && !st.isDirectory()) {
-    throw new PathError(`volume "${name}": ${real} exists and is not a directory; choose another path`);
+    throw new PathError(`volume "${name}": ${shown(real)} exists and is not a directory; choose another path`);
   }
-  return { real, exists: st !== undefined };
+  return { real, exists: st !== undefined, made: st ? null : await firstMissing(real) };
 }
 
 /** Refuses directories that would hold hostvol's own state or another volume's data. */
-function checkPlacement(deps: DriverDeps, volumes: VolumeTable, name: string, real: string, options: VolumeOptions): void {
-  const { dataRoot, stateDir, confinement, layout } = deps;
+export function checkPlacement(p: Placement, volumes: VolumeTable, name: string, real: string, options: VolumeOptions): void {
+  const { dataRoot, stateDir, confinement, mountsDir } = p;
   const fail = (why: string) => {
-    throw new PathError(`volume "${name}": ${real} ${why}; choose another path`);
+    throw new PathError(`volume "${name}": ${shown(real)} ${why}; choose another path`);
   };
   if (isInside(dataRoot, real)) fail("is or contains hostvol's data root");
   if (isInside(stateDir, real) || (isInside(real, stateDir) && !isInside(real, dataRoot))) {
     fail("is or overlaps hostvol's state directory");
   }
-  if (isInside(real, layout.mountsDir) || isInside(layout.mountsDir, real)) fail("overlaps hostvol's mount directory");
+  if (isInside(real, mountsDir) || isInside(mountsDir, real)) fail("overlaps hostvol's mount directory");
   if (options.onRemove === 'delete' && confinement.isRoot(real)) {
     fail('is an allowed root, which onremove=delete would erase');
   }
   const other = volumes.overlapping(real);
-  if (other) fail(`is or nests with the directory of volume "${other.name}" (${other.path})`);
+  if (other && other.name !== name) fail(`is or nests with the directory of volume "${other.name}" (${shown(other.path)})`);
 }
 
-/** Makes the directory and applies ownership, mode and label; an existing directory is put back on failure. */
-export async function prepareDirectory(v: Volume, labeler: Labeler): Promise<void> {
+/** The nearest path component that does not exist yet: what `mkdir -p p` would create first. */
+async function firstMissing(p: string): Promise<string | null> {
+  let missing: string | null = null;
+  for (let cur = p; ; cur = path.dirname(cur)) {
+    if (await fs.promises.lstat(cur).then(() => true, () => false)) return missing;
+    missing = cur;
+    if (cur === '/') return missing;
+  }
+}
+
+/** The allowed root a volume's directory lies in, and its path below that root. */
+function rooted(v: Volume, confinement: Confinement): { root: string; rel: string } {
+  const root = confinement.rootOf(v.path);
+  if (!root) {
+    throw new PathError(
+      `volume "${v.name}": its directory ${shown(v.path)} is no longer inside an allowed path (${confinement.roots.join(', ')}); ` +
+        'start hostvol with --allow-path for it again, or remove the volume',
+    );
+  }
+  return { root, rel: path.relative(root, v.path) };
+}
+
+/** Opens the volume's directory from its root without following symlinks; the caller closes it. */
+export async function openDirectory(v: Volume, confinement: Confinement): Promise<Dir> {
+  const { root, rel } = rooted(v, confinement);
+  try {
+    return await openBeneath(root, rel);
+  } catch (err) {
+    const gone = (err as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new PathError(
+      gone
+        ? `volume "${v.name}": its directory ${shown(v.path)} no longer exists (removed outside hostvol?); recreate the directory, or remove the volume`
+        : `volume "${v.name}": its directory ${shown(v.path)} cannot be opened safely (${describe(err)}); ` +
+            'put the directory back as a plain directory, or remove the volume',
+    );
+  }
+}
+
+/**
+ * Makes the directory (or opens an existing one) and applies ownership, mode and label, each on the
+ * open descriptor, then syncs it so an acknowledged Create survives a power cut. An existing directory
+ * is put back as it was if a step fails.
+ */
+export async function prepareDirectory(v: Volume, confinement: Confinement, labeler: Labeler): Promise<void> {
   const { uid, gid, mode, label } = v.options;
-  if (v.createdBy === 'hostvol') await makeDirs(v.path, 0o755);
-  const before = v.createdBy === 'existing' ? await fs.promises.stat(v.path) : undefined;
+  const { root, rel } = rooted(v, confinement);
+  // makeBeneath sets exactly 0755 on what it makes, so the process umask cannot narrow the default.
+  const dir = v.createdBy === 'hostvol' ? (await makeBeneath(root, rel, 0o755)).dir : await openDirectory(v, confinement);
+  const handle = await fs.promises.open(dir.at(), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  const before = v.createdBy === 'existing' ? await handle.stat() : undefined;
   try {
     // A directory hostvol made gets the options; an existing one only what was explicitly given.
-    if (uid !== undefined || gid !== undefined) await fs.promises.chown(v.path, uid ?? -1, gid ?? -1);
-    // chmod after mkdir, so the umask cannot narrow the mode the operator asked for.
-    if (mode !== undefined) await fs.promises.chmod(v.path, mode);
-    if (label) await labeler.relabel(v.path);
+    if (uid !== undefined || gid !== undefined) await handle.chown(uid ?? -1, gid ?? -1);
+    if (mode !== undefined) await handle.chmod(mode);
+    if (label && labeler.enabled) await labeler.relabel(dir);
+    await handle.sync();
   } catch (err) {
     if (before) {
-      await fs.promises.chown(v.path, before.uid, before.gid).catch(() => undefined);
-      await fs.promises.chmod(v.path, before.mode & 0o7777).catch(() => undefined);
+      await handle.chown(before.uid, before.gid).catch(() => undefined);
+      await handle.chmod(before.mode & 0o7777).catch(() => undefined);
     }
     throw err;
+  } finally {
+    await handle.close();
+    await dir.close();
   }
 }
 
-/** Before every Mount: the directory must still exist and still be itself; relabel before the first. */
-export async function checkDirectory(v: Volume, first: boolean, labeler: Labeler): Promise<void> {
-  const st = await fs.promises.stat(v.path).catch(() => undefined);
-  if (!st?.isDirectory()) {
-    throw new PathError(
-      `volume "${v.name}": its directory ${v.path} no longer exists (removed outside hostvol?); ` +
-        'recreate the directory, or remove the volume',
-    );
+/**
+ * Deletes a volume's directory. The directory is first renamed to a trash name beside it (atomic, and
+ * synced), so a delete cut short never leaves a half-emptied directory under the volume's own path;
+ * the trash name is derived from the path, so recovery finds it again. Then the directories mkdir -p
+ * made for it go too, while they are empty (another volume may have been put in one meanwhile).
+ */
+export async function deleteDirectory(v: Volume, confinement: Confinement, renamed: () => void = () => undefined): Promise<void> {
+  const { root, rel } = rooted(v, confinement);
+  if (rel === '') throw new PathError(`volume "${v.name}": refusing to delete ${shown(v.path)}, an allowed root`);
+  const parent = await openParent(v, root, rel);
+  if (!parent) return; // the parent is gone: so is the directory
+  const base = path.basename(v.path);
+  const trash = trashName(base);
+  try {
+    await renameIn(parent, base, trash).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err; // already in the trash (a remove cut short), or gone
+    });
+    renamed();
+    await removeEntry(parent, trash).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+  } finally {
+    await parent.close();
   }
-  // A directory (or parent) swapped for a symlink since Create would hand dockerd a path outside.
-  const real = await fs.promises.realpath(v.path);
-  if (real !== v.path) {
-    throw new PathError(
-      `volume "${v.name}": its directory ${v.path} now leads to ${real} through a symbolic link; ` +
-        'put the directory back, or remove the volume',
-    );
+  if (v.made) await removeEmptyParents(v, root, rel);
+}
+
+async function openParent(v: Volume, root: string, rel: string): Promise<Dir | undefined> {
+  try {
+    return await openBeneath(root, path.dirname(rel) === '.' ? '' : path.dirname(rel));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new PathError(`volume "${v.name}": cannot open the parent of ${shown(v.path)} safely (${describe(err)})`);
   }
-  if (first && v.options.label) await labeler.relabel(v.path);
+}
+
+/** A fixed-length hidden name: a long directory name plus a suffix would exceed NAME_MAX. */
+export function trashName(base: string): string {
+  return `.hostvol-trash-${createHash('sha256').update(base).digest('hex').slice(0, 24)}`;
+}
+
+/** rmdir of the now-empty parents up to and including `made`, bottom-up, stopping at the first non-empty one. */
+async function removeEmptyParents(v: Volume, root: string, rel: string): Promise<void> {
+  const made = path.relative(root, v.made!);
+  if (made === '' || made.startsWith('..')) return;
+  for (let dir = path.dirname(rel); dir !== '.' && isInside(dir, made); dir = path.dirname(dir)) {
+    const parent = await openBeneath(root, path.dirname(dir) === '.' ? '' : path.dirname(dir)).catch(() => undefined);
+    if (!parent) return;
+    try {
+      await fs.promises.rmdir(parent.at(path.basename(dir)));
+      await syncDir(parent);
+    } catch {
+      return; // not empty (another volume, someone's files) or already gone
+    } finally {
+      await parent.close();
+    }
+  }
+}
+
+async function syncDir(dir: Dir): Promise<void> {
+  const h = await fs.promises.open(dir.at(), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try {
+    await h.sync();
+  } finally {
+    await h.close();
+  }
 }

@@ -54,13 +54,14 @@ export function parseOptions(volume: string, opts: Record<string, string> | null
     throw new InvalidOptionError(`volume "${volume}": ${msg}`);
   };
   const draft: Draft = { flags: {} };
-  for (const [key, value] of Object.entries(opts ?? {})) {
-    const spec = Object.hasOwn(keys, key) ? keys[key] : undefined;
-    if (!spec) {
-      fail(`unknown option "${clip(key)}"; valid options are: ${OPTION_KEYS.join(', ')}`);
-    }
-    spec.apply(draft, value, fail);
+  const entries = Object.entries(opts ?? {});
+  // All of them at once: fixing one typo only to be told of the next wastes the operator's time.
+  const unknown = entries.map(([k]) => k).filter((k) => !Object.hasOwn(keys, k));
+  if (unknown.length > 0) {
+    const named = unknown.slice(0, 8).map((k) => `"${clip(k)}"`).join(', ') + (unknown.length > 8 ? ` and ${unknown.length - 8} more` : '');
+    fail(`unknown option${unknown.length > 1 ? 's' : ''} ${named}; valid options are: ${OPTION_KEYS.join(', ')}`);
   }
+  for (const [key, value] of entries) keys[key].apply(draft, value, fail);
   return finish(draft, fail);
 }
 

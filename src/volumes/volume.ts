@@ -3,7 +3,7 @@
 import * as path from 'node:path';
 import { InvalidRequestError } from '../errors';
 import type { OnRemove, VolumeOptions } from './options';
-import type { LeaseRecord, RecordState, VolumeRecord } from '../store/sqlite';
+import type { LeaseRecord, RecordState, VolumeRecord } from '../store/store';
 
 export interface Volume {
   name: string;
@@ -22,12 +22,17 @@ export interface Lease {
   count: number;
   /** The dockerd generation (one per /Plugin.Activate) that last mounted this ID. */
   generation: number;
+  /**
+   * Recorded by an earlier hostvol process. Its Unmount may have been lost while hostvol was down
+   * (dockerd does not retry it), so it is only trusted while its mount is still visible somewhere.
+   */
+  inherited: boolean;
 }
 
 /** Where bind mounts go: `<state-dir>/mounts` for a host service, the propagated mount when managed. */
 export interface Layout {
   mountsDir: string;
-  /** Managed plugins must hand dockerd paths under their propagated mount, so every volume is bound. */
+  /** Managed: the data directories are invisible to the host, so even Get answers the bind target. */
   managed: boolean;
 }
 
@@ -44,22 +49,30 @@ export function checkName(name: string): void {
   }
 }
 
-export function needsBind(v: Volume, layout: Layout): boolean {
-  return layout.managed || v.options.readOnly;
-}
-
+/**
+ * Where Mount puts the volume, for every volume: a path in hostvol's own directory, which no container
+ * can rewrite, holding a bind of the directory reached without following symlinks. Handing dockerd
+ * the data directory itself would let a container that can write a parent of it swap a component
+ * for a symlink between our check and dockerd's bind mount.
+ */
 export function bindTarget(v: Volume, layout: Layout): string {
   return path.join(layout.mountsDir, v.name);
 }
 
-/** The path dockerd bind-mounts into containers. */
+/**
+ * What Get, List and Path show. A host service shows the data directory (what operators look for in
+ * `docker volume inspect`); a managed plugin's data directories are only visible inside the plugin.
+ */
 export function mountpoint(v: Volume, layout: Layout): string {
-  return needsBind(v, layout) ? bindTarget(v, layout) : v.path;
+  return layout.managed ? bindTarget(v, layout) : v.path;
 }
 
-/** Data hostvol made is deleted by default; data that was there before is kept. */
+/**
+ * Only data hostvol made in its data root is deleted by default. A directory the operator named with
+ * `-o path=`/`mountpoint=` is kept, as local-persist users expect, unless they ask for onremove=delete.
+ */
 export function onRemove(v: Volume): OnRemove {
-  return v.options.onRemove ?? (v.createdBy === 'hostvol' ? 'delete' : 'keep');
+  return v.options.onRemove ?? (v.createdBy === 'hostvol' && v.options.path === undefined ? 'delete' : 'keep');
 }
 
 /** What `docker volume inspect` shows under Status. */
@@ -101,6 +114,6 @@ export function fromRecord(rec: VolumeRecord, leases: LeaseRecord[]): Volume {
     createdAt: rec.createdAt,
     state: rec.state,
     made: rec.made,
-    leases: new Map(leases.map((l) => [l.id, { count: l.count, generation: l.generation }])),
+    leases: new Map(leases.map((l) => [l.id, { count: l.count, generation: l.generation, inherited: true }])),
   };
 }

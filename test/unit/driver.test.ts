@@ -52,6 +52,42 @@ describe('create', () => {
     await remove('pre-b');
   });
 
+  test.each([
+    ['path', { path: '/p1' }, { path: '/p2' }],
+    ['mountpoint', { mountpoint: '/p1' }, { mountpoint: '/p2' }],
+    ['uid', { uid: '1' }, { uid: '2' }],
+    ['gid', { gid: '1' }, { gid: '2' }],
+    ['mode', { mode: '0750' }, { mode: '0700' }],
+    ['ro', { ro: '' }, { ro: 'false' }],
+    ['rw', { rw: 'false' }, { rw: '' }],
+    ['z', { z: '' }, { z: 'false' }],
+    ['Z', { Z: '' }, { z: '' }],
+    ['o', { o: 'ro' }, { o: 'rw' }],
+    ['onremove', { onremove: 'keep' }, { onremove: 'delete' }],
+  ])('a second Create that differs only in %s is refused', async (key, first, second) => {
+    const name = `diff-${key === 'Z' ? 'bigz' : key}`;
+    const at = (o: Record<string, string>) =>
+      Object.fromEntries(Object.entries(o).map(([k, v]) => [k, k === 'path' || k === 'mountpoint' ? path.join(sb.config.dataRoot, `${name}${v.slice(2)}`) : v]));
+    expect(await create(name, at(first))).toEqual({});
+    expect((await create(name, at(second))).Err).toMatch(new RegExp(`volume "${name}" already exists with options`));
+    expect(await create(name, at(first))).toEqual({});
+  });
+
+  test('the process umask does not narrow the mode of what hostvol makes', async () => {
+    const old = process.umask(0o027);
+    try {
+      await create('umask', { path: path.join(sb.config.dataRoot, 'um-parent', 'umask') });
+    } finally {
+      process.umask(old);
+    }
+    expect(fs.statSync(path.join(sb.config.dataRoot, 'um-parent', 'umask')).mode & 0o777).toBe(0o755);
+    expect(fs.statSync(path.join(sb.config.dataRoot, 'um-parent')).mode & 0o777).toBe(0o755);
+  });
+
+  test('every unknown option is named in one Err', async () => {
+    expect((await create('typos', { sizee: '1', uidd: '2', ro: '' })).Err).toMatch(/unknown options "sizee", "uidd"; valid options are/);
+  });
+
   test('refuses names that could escape or that Docker would not make', async () => {
     for (const Name of ['..', '.hidden', 'a/b', '../../etc', 'a\u0000b', 'x'.repeat(256), 'sp ace', 'ünï']) {
       expect((await create(Name)).Err).toMatch(/invalid volume name/);
@@ -77,6 +113,9 @@ describe('create', () => {
     } finally {
       require('node:child_process').execFileSync('umount', [ro]);
     }
+    // Nothing of the failed attempt is left to trip over: the same Create now simply works.
+    expect(await create('rb', { path: path.join(ro, 'deep', 'dir') })).toEqual({});
+    expect(fs.statSync(path.join(ro, 'deep', 'dir')).isDirectory()).toBe(true);
   });
 
   test('refuses a path that nests with another volume or holds the data root', async () => {
@@ -86,10 +125,16 @@ describe('create', () => {
 });
 
 describe('mount and unmount count references per Mount ID', () => {
-  test('Mount returns the data directory for a writable volume', async () => {
+  test('Mount hands dockerd a bind of the directory in hostvol\'s own mount directory; Path and Get show the data directory', async () => {
     await create('m1');
-    expect(await mount('m1', 'id-a')).toEqual({ Mountpoint: path.join(sb.config.dataRoot, 'm1') });
+    fs.writeFileSync(path.join(sb.config.dataRoot, 'm1', 'seed'), 's');
+    const target = path.join(sb.config.stateDir, 'mounts', 'm1');
+    expect(await mount('m1', 'id-a')).toEqual({ Mountpoint: target });
+    expect(fs.readFileSync(path.join(target, 'seed'), 'utf8')).toBe('s');
+    fs.writeFileSync(path.join(target, 'written'), 'w');
+    expect(fs.readFileSync(path.join(sb.config.dataRoot, 'm1', 'written'), 'utf8')).toBe('w');
     expect(await sb.call('/VolumeDriver.Path', { Name: 'm1' })).toEqual({ Mountpoint: path.join(sb.config.dataRoot, 'm1') });
+    expect((await sb.call('/VolumeDriver.Get', { Name: 'm1' })).Volume.Mountpoint).toBe(path.join(sb.config.dataRoot, 'm1'));
   });
 
   test('a second Mount of the same ID (docker cp) needs two Unmounts', async () => {
@@ -100,7 +145,6 @@ describe('mount and unmount count references per Mount ID', () => {
     expect((await status('m1')).mounts).toBe(2);
     await unmount('m1', 'id-a');
     expect((await status('m1')).mounts).toBe(1);
-    expect((await remove('m1')).Err).toBe('volume "m1" is in use by 1 mount(s); stop the containers using it first');
     await unmount('m1', 'id-b');
     expect((await status('m1')).mounts).toBe(0);
   });
@@ -137,7 +181,8 @@ describe('mount and unmount count references per Mount ID', () => {
     expect(() => fs.readdirSync(Mountpoint)).not.toThrow();
     await unmount('rov', 'r2');
     expect(fs.existsSync(Mountpoint)).toBe(false);
-    expect((await sb.call('/VolumeDriver.Path', { Name: 'rov' })).Mountpoint).toBe('');
+    // Path answers what Get answers, mounted or not (it was "" before the first Mount).
+    expect((await sb.call('/VolumeDriver.Path', { Name: 'rov' })).Mountpoint).toBe(path.join(sb.config.dataRoot, 'rov'));
   });
 
   test('Mount refuses when the directory vanished behind hostvol\'s back', async () => {
@@ -162,6 +207,24 @@ describe('remove and onremove', () => {
     await remove('kept');
     expect(fs.readFileSync(path.join(sb.config.dataRoot, 'kept', 'f'), 'utf8')).toBe('keep me');
     expect((await sb.call('/VolumeDriver.List', {})).Volumes.map((v: { Name: string }) => v.Name)).not.toContain('kept');
+  });
+
+  test('a directory named with -o path= or mountpoint= is kept on remove, even one hostvol made (local-persist)', async () => {
+    for (const key of ['path', 'mountpoint']) {
+      const dir = path.join(sb.config.dataRoot, 'named', key);
+      await create(`named-${key}`, { [key]: dir });
+      fs.writeFileSync(path.join(dir, 'f'), 'survives');
+      expect(await remove(`named-${key}`)).toEqual({});
+      expect(fs.readFileSync(path.join(dir, 'f'), 'utf8')).toBe('survives');
+    }
+  });
+
+  test('onremove=delete on a path hostvol made deletes it and the parents it made', async () => {
+    const dir = path.join(sb.config.dataRoot, 'made-a', 'made-b', 'vol');
+    await create('madedel', { path: dir, onremove: 'delete' });
+    fs.writeFileSync(path.join(dir, 'f'), 'x');
+    expect(await remove('madedel')).toEqual({});
+    expect(fs.existsSync(path.join(sb.config.dataRoot, 'made-a'))).toBe(false);
   });
 
   test('onremove=delete on an existing path deletes it', async () => {

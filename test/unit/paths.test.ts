@@ -2,7 +2,7 @@
 // allowed paths; deletes never leave the volume directory.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Confinement, realLocation, removeTree } from '../../src/host/paths';
+import { Confinement, realLocation } from '../../src/host/paths';
 import { destroy, sandbox, type Sandbox } from './support';
 
 let sb: Sandbox;
@@ -24,14 +24,14 @@ afterAll(() => destroy(sb));
 const create = (Name: string, Opts: Record<string, string>) => sb.call('/VolumeDriver.Create', { Name, Opts });
 
 describe('realLocation resolves like the kernel', () => {
-  test('".." after a symlink goes to the parent of the target, not of the link', () => {
+  test('".." after a symlink goes to the parent of the target, not of the link', async () => {
     fs.mkdirSync(path.join(outside, 'sub'), { recursive: true });
     fs.symlinkSync(path.join(outside, 'sub'), path.join(allowed, 'lnk'));
-    expect(realLocation(`${allowed}/lnk/../x`)).toBe(path.join(outside, 'x'));
+    expect(await realLocation(`${allowed}/lnk/../x`)).toBe(path.join(outside, 'x'));
   });
 
-  test('the part that does not exist yet is appended as mkdir -p would make it', () => {
-    expect(realLocation(`${allowed}/new/a/../b`)).toBe(path.join(allowed, 'new', 'b'));
+  test('the part that does not exist yet is appended as mkdir -p would make it', async () => {
+    expect(await realLocation(`${allowed}/new/a/../b`)).toBe(path.join(allowed, 'new', 'b'));
   });
 });
 
@@ -63,48 +63,65 @@ describe('-o path= is confined to the allowed paths', () => {
     expect((await create('file2', { path: `${allowed}/plainfile/below` })).Err).toMatch(/is not a directory/);
   });
 
+  test('a sibling whose name starts with an allowed path is outside it (/srv/data2 is not in /srv/data)', async () => {
+    fs.mkdirSync(`${allowed}2`);
+    expect((await create('sibling', { path: `${allowed}2/x` })).Err).toMatch(/outside the allowed paths/);
+    expect(fs.existsSync(`${allowed}2/x`)).toBe(false);
+  });
+
   test('onremove=delete is refused on an allowed root itself', async () => {
     expect((await create('whole', { path: allowed, onremove: 'delete' })).Err).toMatch(/allowed root/);
   });
 });
 
 describe('a data root reached through a symlink still confines', () => {
-  test('roots are judged by their real location', () => {
+  test('roots are judged by their real location', async () => {
     const link = path.join(sb.dir, 'rootlink');
     fs.symlinkSync(allowed, link);
-    const c = new Confinement([link]);
+    const c = await Confinement.create([link]);
     expect(c.roots).toEqual([allowed]);
-    expect(() => c.judge(`${link}/../outside`, 'path')).toThrow(/outside the allowed paths/);
-    expect(c.judge(`${link}/ok`, 'path')).toBe(`${allowed}/ok`);
+    await expect(c.judge(`${link}/../outside`, 'path')).rejects.toThrow(/outside the allowed paths/);
+    expect(await c.judge(`${link}/ok`, 'path')).toBe(`${allowed}/ok`);
+  });
+
+  test('the innermost root is the one a walk starts from', async () => {
+    const c = await Confinement.create([allowed, path.join(allowed, 'apps')]);
+    expect(c.rootOf(`${allowed}/apps/web`)).toBe(path.join(allowed, 'apps'));
+    expect(c.rootOf(`${allowed}/other`)).toBe(allowed);
+    expect(c.rootOf(outside)).toBeUndefined();
   });
 });
 
-describe('removeTree', () => {
-  test('refuses to delete a root or anything outside the roots', async () => {
-    const c = new Confinement([allowed]);
-    await expect(removeTree(allowed, c)).rejects.toThrow(/refusing to delete/);
-    await expect(removeTree(outside, c)).rejects.toThrow(/refusing to delete/);
-    expect(fs.existsSync(path.join(outside, 'keep'))).toBe(true);
-  });
-
-  test('refuses a directory reached through a symlink', async () => {
-    const c = new Confinement([allowed, outside]);
-    fs.mkdirSync(path.join(outside, 'target'));
-    fs.symlinkSync(path.join(outside, 'target'), path.join(allowed, 'via'));
-    await expect(removeTree(path.join(allowed, 'via'), c)).rejects.toThrow(/refusing to delete/);
-    expect(fs.existsSync(path.join(outside, 'target'))).toBe(true);
-  });
-
-  test('stops at a mount point inside the tree', async () => {
-    const c = new Confinement([allowed]);
+describe('Remove deletes only what the volume owns', () => {
+  test('a mount inside the volume stops the remove before anything is deleted', async () => {
+    expect(await create('withmount', { path: `${allowed}/withmount`, onremove: 'delete' })).toEqual({});
     const tree = path.join(allowed, 'withmount');
-    fs.mkdirSync(path.join(tree, 'mnt'), { recursive: true });
+    fs.writeFileSync(path.join(tree, 'data'), 'd');
+    fs.mkdirSync(path.join(tree, 'mnt'));
     require('node:child_process').execFileSync('mount', ['--bind', outside, path.join(tree, 'mnt')]);
     try {
-      await expect(removeTree(tree, c)).rejects.toThrow(/mnt is mounted inside it; unmount it first/);
+      const reply = await sb.call('/VolumeDriver.Remove', { Name: 'withmount' });
+      expect(reply.Err).toMatch(/volume "withmount" was not removed: .*mnt is mounted inside it; unmount it first/);
+      expect(fs.readFileSync(path.join(tree, 'data'), 'utf8')).toBe('d');
       expect(fs.existsSync(path.join(outside, 'keep'))).toBe(true);
+      // Nothing was deleted, so the volume is whole and usable again.
+      expect((await sb.call('/VolumeDriver.Mount', { Name: 'withmount', ID: 'm1' })).Mountpoint).toBeTruthy();
+      expect(await sb.call('/VolumeDriver.Unmount', { Name: 'withmount', ID: 'm1' })).toEqual({});
     } finally {
       require('node:child_process').execFileSync('umount', [path.join(tree, 'mnt')]);
     }
+    expect(await sb.call('/VolumeDriver.Remove', { Name: 'withmount' })).toEqual({});
+    expect(fs.existsSync(tree)).toBe(false);
+  });
+
+  test('a volume directory swapped for a symlink to outside is never followed by Remove', async () => {
+    expect(await create('swapped', { path: `${allowed}/swapped`, onremove: 'delete' })).toEqual({});
+    fs.renameSync(path.join(allowed, 'swapped'), path.join(allowed, 'swapped.real'));
+    fs.symlinkSync(outside, path.join(allowed, 'swapped'));
+    await sb.call('/VolumeDriver.Remove', { Name: 'swapped' });
+    expect(fs.existsSync(path.join(outside, 'keep'))).toBe(true);
+    // The symlink in the volume's place is unlinked, never followed; the moved directory is no longer the volume's.
+    expect(fs.existsSync(path.join(allowed, 'swapped.real'))).toBe(true);
+    expect(fs.lstatSync(path.join(allowed, 'swapped'), { throwIfNoEntry: false })).toBeUndefined();
   });
 });

@@ -66,6 +66,7 @@ export interface GroupFigures {
   durationMs: number;
   checks: number;
   violations: number;
+  /** Only kills each followed by a restart and a check of every invariant the group keeps. */
   kills?: number;
   requests?: number;
   clients?: number;
@@ -118,7 +119,7 @@ Written by the last long run of the reliability suite (\`npm run reliability\`, 
 ${missing.length ? `- Groups without figures in this run (failed to run or not selected): ${missing.join(', ')}\n` : ''}
 | figure | value |
 |---|---|
-| SIGKILL kills survived (restart + all invariants checked) | ${sum('kills')} |
+| SIGKILL kills survived (each followed by a restart and a check of every invariant) | ${sum('kills')} |
 | requests fuzzed | ${sum('requests')} |
 | concurrent clients (largest group) | ${clients} |
 | path escapes tried | ${sum('escapes')} |
