@@ -171,12 +171,3 @@ export async function originOf(dir: Dir): Promise<Origin> {
 export async function onOrigin(dir: Dir, origin: Origin): Promise<boolean> {
   return (await mountIdOf(dir)) === origin.mnt && (await dir.stat()).dev === origin.dev;
 }
-
-/** Runs `fn` on the open directory and closes it whatever happens. */
-export async function using<T>(dir: Dir, fn: (d: Dir) => Promise<T>): Promise<T> {
-  try {
-    return await fn(dir);
-  } finally {
-    await dir.close();
-  }
-}

@@ -2,7 +2,6 @@
 // directory outside it that symlinks and hard links point at, and a fingerprint of that outside
 // directory to prove nothing there was touched.
 import { execFileSync } from 'node:child_process';
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
