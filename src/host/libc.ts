@@ -75,7 +75,8 @@ function workerMain(): void {
   const ENODATA = 61;
   const ERANGE = 34;
   // Paths may be Buffers (names that are not UTF-8): pass them NUL-terminated as raw bytes.
-  const cstr = (p: unknown) => (Buffer.isBuffer(p) ? Buffer.concat([p, Buffer.alloc(1)]) : p);
+  // Buffers arrive here as plain Uint8Arrays (structured clone), so test for that.
+  const cstr = (p: unknown) => (p instanceof Uint8Array ? Buffer.concat([p, Buffer.alloc(1)]) : p);
   const run = (call: string, args: unknown[]): { ret: unknown; errno: number } => {
     switch (call) {
       case 'mount_setattr': {

@@ -125,13 +125,9 @@ export async function setXattrTree(dir: Dir, name: string, value: string | Buffe
   await labelFrom(dir, await originOf(dir), name, v);
 }
 
-// The worker receives a Buffer as a plain Uint8Array, which libc.ts passes on as it is, without the
-// NUL a C string needs: so the path goes with its terminator (harmless once libc.ts adds one itself).
-const cPath = (p: Buffer): Buffer => Buffer.concat([p, Buffer.alloc(1)]);
-
 async function setXattr(at: Buffer, shown: string, name: string, value: Buffer, mustExist: boolean): Promise<void> {
   try {
-    await libc('lsetxattr', shown, cPath(at), name, value, 0);
+    await libc('lsetxattr', shown, at, name, value, 0);
   } catch (err) {
     const code = errnoOf(err);
     if (code === 'ENOENT' && !mustExist) return; // deleted while the walk ran: nothing left to label

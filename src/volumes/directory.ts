@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { PathError, describe } from '../errors';
 import type { Labeler } from '../host/labels';
 import { isInside, shown, type Confinement } from '../host/paths';
-import { makeBeneath, openBeneath, removeEntry, renameIn, type Dir } from '../host/tree';
+import { isNotFound, makeBeneath, openBeneath, removeEntry, renameIn, type Dir } from '../host/tree';
 import { toPlugin, type HostPaths } from './hostpaths';
 import type { VolumeOptions } from './options';
 import type { Volume } from './volume';
@@ -90,7 +90,7 @@ export async function openDirectory(v: Volume, confinement: Confinement): Promis
   try {
     return await openBeneath(root, rel);
   } catch (err) {
-    const gone = (err as NodeJS.ErrnoException).code === 'ENOENT';
+    const gone = isNotFound(err);
     throw new PathError(
       gone
         ? `volume "${v.name}": its directory ${shown(v.path)} no longer exists (removed outside hostvol?); recreate the directory, or remove the volume`
@@ -110,22 +110,20 @@ export async function prepareDirectory(v: Volume, confinement: Confinement, labe
   const { root, rel } = rooted(v, confinement);
   // makeBeneath sets exactly 0755 on what it makes, so the process umask cannot narrow the default.
   const dir = v.createdBy === 'hostvol' ? (await makeBeneath(root, rel, 0o755)).dir : await openDirectory(v, confinement);
-  const handle = await fs.promises.open(dir.at(), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-  const before = v.createdBy === 'existing' ? await handle.stat() : undefined;
+  const before = v.createdBy === 'existing' ? await dir.stat() : undefined;
   try {
     // A directory hostvol made gets the options; an existing one only what was explicitly given.
-    if (uid !== undefined || gid !== undefined) await handle.chown(uid ?? -1, gid ?? -1);
-    if (mode !== undefined) await handle.chmod(mode);
+    if (uid !== undefined || gid !== undefined) await dir.chown(uid ?? -1, gid ?? -1);
+    if (mode !== undefined) await dir.chmod(mode);
     if (label && labeler.enabled) await labeler.relabel(dir);
-    await handle.sync();
+    await dir.sync();
   } catch (err) {
     if (before) {
-      await handle.chown(before.uid, before.gid).catch(() => undefined);
-      await handle.chmod(before.mode & 0o7777).catch(() => undefined);
+      await dir.chown(before.uid, before.gid).catch(() => undefined);
+      await dir.chmod(before.mode & 0o7777).catch(() => undefined);
     }
     throw err;
   } finally {
-    await handle.close();
     await dir.close();
   }
 }
@@ -161,7 +159,7 @@ async function openParent(v: Volume, root: string, rel: string): Promise<Dir | u
   try {
     return await openBeneath(root, path.dirname(rel) === '.' ? '' : path.dirname(rel));
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if (isNotFound(err)) return undefined;
     throw new PathError(`volume "${v.name}": cannot open the parent of ${shown(v.path)} safely (${describe(err)})`);
   }
 }
@@ -180,20 +178,11 @@ async function removeEmptyParents(v: Volume, root: string, rel: string): Promise
     if (!parent) return;
     try {
       await fs.promises.rmdir(parent.at(path.basename(dir)));
-      await syncDir(parent);
+      await parent.sync();
     } catch {
       return; // not empty (another volume, someone's files) or already gone
     } finally {
       await parent.close();
     }
-  }
-}
-
-async function syncDir(dir: Dir): Promise<void> {
-  const h = await fs.promises.open(dir.at(), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-  try {
-    await h.sync();
-  } finally {
-    await h.close();
   }
 }

@@ -3,7 +3,8 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CONTAINER_FILE_LABEL, createLabeler, relabelTree } from '../../src/host/labels';
+import { CONTAINER_FILE_LABEL, createLabeler } from '../../src/host/labels';
+import { openBeneath } from '../../src/host/tree';
 import { destroy, sandbox, type Sandbox } from './support';
 
 const label = (p: string): string | null => {
@@ -30,12 +31,13 @@ test('auto writes labels only where SELinux is present', () => {
   expect(createLabeler('on', '/nonexistent').enabled).toBe(true);
 });
 
-test('relabelTree labels every entry, and a symlink itself rather than its target', async () => {
+test('relabel labels every entry, and a symlink itself rather than its target', async () => {
   const dir = path.join(sb.dir, 'tree');
   fs.mkdirSync(path.join(dir, 'a', 'b'), { recursive: true });
   fs.writeFileSync(path.join(dir, 'a', 'b', 'f'), '');
   fs.symlinkSync(outside, path.join(dir, 'out'));
-  await relabelTree(dir);
+  const open = await openBeneath(sb.dir, 'tree');
+  await createLabeler('on').relabel(open).finally(() => open.close());
   for (const p of ['', 'a', 'a/b', 'a/b/f']) expect(label(path.join(dir, p))).toBe(CONTAINER_FILE_LABEL);
   expect(label(outside)).toBeNull();
 });
