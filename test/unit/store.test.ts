@@ -149,7 +149,9 @@ test('each change resolves only once committed: a process killed right after a r
 test('a full disk fails every change of the commit, says what and how to fix; freeing space is enough', async () => {
   const mnt = tempDir();
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt]);
-  cleanups.push(() => execFileSync('umount', ['-l', mnt]));
+  cleanups.push(() => {
+    execFileSync('umount', ['-l', mnt]);
+  });
   const dir = path.join(mnt, 'state');
   const { store } = await open(dir);
   await store.insertVolume(rec('before'));
