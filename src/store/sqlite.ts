@@ -32,6 +32,7 @@ export class SqliteStore implements Store {
   private ops = 0;
   private whenIdle: (() => void)[] = [];
   private whenClosed?: () => void;
+  private closing?: Promise<void>;
 
   constructor(private readonly stateDir: string) {
     const madeDir = fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 }) !== undefined;
@@ -98,9 +99,16 @@ export class SqliteStore implements Store {
     return { commits: this.commits, ops: this.ops };
   }
 
-  /** Waits for every queued change to be committed (or refused), then closes the file and the worker. */
-  async close(): Promise<void> {
-    if (this.phase === 'closed') return;
+  /**
+   * Waits for every change queued so far to be committed (or refused), then closes the file and the
+   * worker. Changes asked for once close() was called are refused.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
     if (this.phase === 'opening' || this.inFlight || this.queue.length) await new Promise<void>((r) => this.whenIdle.push(r));
     if (this.phase === 'open') {
       this.worker.ref();
@@ -113,7 +121,7 @@ export class SqliteStore implements Store {
   }
 
   private write(what: string, op: Op): Promise<number> {
-    if (this.phase === 'closed') return Promise.reject(new HostvolError(`cannot ${what}: the state store ${this.file} is closed`));
+    if (this.closing) return Promise.reject(new HostvolError(`cannot ${what}: the state store ${this.file} is closed`));
     if (this.failure) return Promise.reject(this.failure);
     if (this.phase === 'idle') this.openWorker(); // a store that is written without being loaded
     return new Promise((resolve, reject) => {

@@ -49,10 +49,16 @@ test('every change is read back after close and reopen', async () => {
   await store.deleteVolume('gone');
   await store.setGeneration(7);
   expect(await store.dropLeasesFromOtherBoots('boot-1')).toBe(1);
+  // The WAL index is in the process's heap (exclusive locking): no -shm file for anyone to map.
+  expect(fs.existsSync(path.join(dir, 'hostvol.db-shm'))).toBe(false);
+  // close() waits for changes still queued: 'late' is in flight, 'later' waits for the next commit.
+  const late = [store.insertVolume(rec('late')), store.insertVolume(rec('later'))];
   await store.close();
+  await Promise.all(late);
+  await expect(store.setGeneration(8)).rejects.toThrow(`cannot record the client generation: the state store ${path.join(dir, 'hostvol.db')} is closed`);
 
   const again = await open(dir);
-  expect(again.volumes.sort((x, y) => x.name.localeCompare(y.name))).toEqual([rec('a'), rec('b', { createdBy: 'existing', made: null })]);
+  expect(again.volumes.sort((x, y) => x.name.localeCompare(y.name))).toEqual([rec('a'), rec('b', { createdBy: 'existing', made: null }), rec('late'), rec('later')]);
   expect(again.leases).toEqual([{ volume: 'a', id: 'm1', count: 2, bootId: 'boot-1', generation: 3 }]);
   expect(again.generation).toBe(7);
 });
@@ -144,6 +150,36 @@ test('each change resolves only once committed: a process killed right after a r
   expect(resolved).toHaveLength(400);
   const stored = new Set((await open(dir)).volumes.map((v) => v.name));
   expect(resolved.filter((n) => !stored.has(n))).toEqual([]);
+});
+
+test('the commit is fsynced, and the new files\' directory entries too, before the first change resolves', async () => {
+  const dir = path.join(tempDir(), 'state');
+  const trace = path.join(tempDir(), 'strace');
+  const child = `
+    const { SqliteStore } = require(${JSON.stringify(compileStore())});
+    const store = new SqliteStore(${JSON.stringify(dir)});
+    store.load().then(() => store.insertVolume({ name: 'v', path: '/srv/v', options: '{}', createdBy: 'hostvol',
+      createdAt: 'now', state: 'ready', made: null })).then(() => { require('node:fs').writeSync(1, 'RESOLVED'); return store.close(); });`;
+  // -y prints the path of every file descriptor, so the calls can be matched to the files.
+  const r = spawnSync('strace', ['-f', '-qq', '-y', '-o', trace, '-e', 'trace=openat,fsync,fdatasync,write', process.execPath, '-e', child], {
+    env: { ...process.env, NODE_PATH: path.join(__dirname, '../../node_modules') },
+  });
+  expect({ status: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() }).toEqual({ status: 0, stdout: 'RESOLVED', stderr: '' });
+  const lines = fs.readFileSync(trace, 'utf8').split('\n');
+  const after = (start: number, re: RegExp) => lines.findIndex((l, i) => i > start && re.test(l));
+  const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const synced = (file: string) => new RegExp(`f(data)?sync\\(\\d+<${esc(file)}>`);
+  const walCreated = after(-1, new RegExp(`openat\\(.*"${esc(dir)}/hostvol\\.db-wal", [^)]*O_CREAT`));
+  const resolved = after(-1, /write\(1<.*"RESOLVED"/);
+  expect(walCreated).toBeGreaterThanOrEqual(0);
+  // The state directory (after its files appeared), its parent (the directory is new), the commit.
+  const dirSynced = after(walCreated, synced(dir));
+  expect(dirSynced).toBeGreaterThan(walCreated);
+  expect(dirSynced).toBeLessThan(resolved);
+  expect(after(-1, synced(path.dirname(dir)))).toBeGreaterThanOrEqual(0);
+  expect(after(-1, synced(path.dirname(dir)))).toBeLessThan(resolved);
+  expect(after(dirSynced, synced(`${dir}/hostvol.db-wal`))).toBeLessThan(resolved);
+  expect(after(dirSynced, synced(`${dir}/hostvol.db-wal`))).toBeGreaterThan(dirSynced);
 });
 
 test('a full disk fails every change of the commit, says what and how to fix; freeing space is enough', async () => {
