@@ -214,6 +214,18 @@ test('a full disk fails every change of the commit, says what and how to fix; fr
   expect(after.map((v) => [v.name, v.state, v.options.length])).toEqual([['before', 'ready', rec('before').options.length], ['big', 'ready', big.options.length]]);
 });
 
+test('a store on a read-only file system is refused at load, with what to fix', async () => {
+  const mnt = tempDir();
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mnt]);
+  cleanups.push(() => {
+    execFileSync('umount', ['-l', mnt]);
+  });
+  const dir = path.join(mnt, 'state');
+  await (await open(dir)).store.close();
+  execFileSync('mount', ['-o', 'remount,ro', mnt]);
+  await expect(open(dir)).rejects.toThrow(new RegExp(`^cannot open the state store ${dir}/hostvol\\.db: SQLITE_\\w+: .*; ${dir} must be on a writable file system with free space$`));
+});
+
 test('the event loop stays idle while the worker commits: 500 commits, each fsynced', async () => {
   const { store } = await open(tempDir());
   // A timer every millisecond measures how late the loop answers; utilization is the share of the
