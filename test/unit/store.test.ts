@@ -249,7 +249,7 @@ test('the event loop stays idle while the worker commits: 500 commits, each fsyn
       `event loop busy ${(utilization * 100).toFixed(0)} % of the time, a timer at most ${late.toFixed(1)} ms late`,
   );
   expect(store.stats().commits).toBe(500);
-  expect(utilization).toBeLessThan(0.5);
+  expect(utilization).toBeLessThan(0.6); // busy on this thread the whole time it would be 1
 });
 
 test('an old store without lease generations opens; its leases are in generation 0', async () => {
