@@ -1,214 +1,203 @@
-// The embedded store: volume records and mount leases in SQLite (WAL, synchronous=FULL), so every
-// change is on disk before the caller answers. It knows records and counts, nothing of Docker.
+// The embedded store: volume records and mount leases in SQLite (WAL, synchronous=FULL), every
+// change on disk before its promise resolves. Start-up reads the records on this thread with a
+// short-lived connection (sqlite-load.ts); then a worker thread owns the file for good and commits
+// changes in groups (sqlite-worker.ts), so fsyncs neither stall the event loop nor queue up one by one.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import Database from 'better-sqlite3';
+import { Worker } from 'node:worker_threads';
 import { HostvolError } from '../errors';
+import { readStore } from './sqlite-load';
+import { SCHEMA, sqliteWorkerMain, type FromWorker, type Op, type OpResult, type WorkerData } from './sqlite-worker';
+import type { LeaseRecord, RecordState, Snapshot, Store, VolumeRecord } from './store';
 
-/** `creating` and `removing` mark work in progress, so start-up can finish or undo it after a crash. */
-export type RecordState = 'creating' | 'ready' | 'removing';
-
-export interface VolumeRecord {
-  name: string;
-  path: string;
-  options: string; // JSON, owned by the caller
-  createdBy: 'hostvol' | 'existing';
-  createdAt: string;
-  state: RecordState;
-  /** The first directory hostvol made for this volume (what to remove when undoing a create). */
-  made: string | null;
+interface Pending {
+  op: Op;
+  what: string;
+  resolve: (changes: number) => void;
+  reject: (err: Error) => void;
 }
 
-export interface LeaseRecord {
-  volume: string;
-  id: string;
-  count: number;
-  bootId: string;
-  /** The client generation the lease was recorded in (see Store.generation). */
-  generation: number;
-}
+/** `idle`: the worker has not been asked to open the file yet (start-up may still be reading it). */
+type Phase = 'idle' | 'opening' | 'open' | 'failed' | 'closed';
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS volumes (
-  name TEXT PRIMARY KEY, path TEXT NOT NULL, options TEXT NOT NULL, created_by TEXT NOT NULL,
-  created_at TEXT NOT NULL, state TEXT NOT NULL, made TEXT
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS leases (
-  volume TEXT NOT NULL, id TEXT NOT NULL, count INTEGER NOT NULL CHECK (count > 0), boot_id TEXT NOT NULL,
-  generation INTEGER NOT NULL DEFAULT 0,
-  PRIMARY KEY (volume, id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-`;
+export class SqliteStore implements Store {
+  readonly file: string;
+  private readonly worker: Worker;
+  private phase: Phase = 'idle';
+  private failure?: HostvolError;
+  /** Changes waiting for the next commit; they all go in one batch once the one in flight returns. */
+  private queue: Pending[] = [];
+  private inFlight?: Pending[];
+  private commits = 0;
+  private ops = 0;
+  private whenIdle: (() => void)[] = [];
+  private whenClosed?: () => void;
+  private closing?: Promise<void>;
 
-export class Store {
-  private readonly db: Database.Database;
-  private readonly stmts;
-  private readonly file: string;
-
-  constructor(stateDir: string) {
-    fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-    const file = (this.file = path.join(stateDir, 'hostvol.db'));
-    const cannotOpen = (err: Error) =>
-      new HostvolError(`cannot open the state store ${file}: ${err.message}; ${stateDir} must be on a writable file system with free space`);
-    try {
-      // A short busy timeout: a locked store means another hostvol, and waiting would not help.
-      this.db = new Database(file, { timeout: 100 });
-    } catch (err) {
-      throw err instanceof Database.SqliteError ? cannotOpen(err) : err;
-    }
-    try {
-      // Exclusive locking: a second hostvol on the same state dir fails here instead of sharing it.
-      this.db.pragma('locking_mode = EXCLUSIVE');
-      this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = FULL');
-      this.db.exec(SCHEMA); // the first write takes the exclusive lock
-      // Stores written before leases had a generation get the column, every old lease in generation 0.
-      const columns = this.db.pragma('table_info(leases)') as { name: string }[];
-      if (!columns.some((c) => c.name === 'generation')) {
-        this.db.exec('ALTER TABLE leases ADD COLUMN generation INTEGER NOT NULL DEFAULT 0');
-      }
-    } catch (err) {
-      this.db.close();
-      if ((err as { code?: string }).code === 'SQLITE_BUSY') {
-        throw new HostvolError(`state directory ${stateDir} is in use by another hostvol process`);
-      }
-      // A read-only file system shows up as an I/O error on the lock (SQLITE_IOERR_LOCK).
-      throw err instanceof Database.SqliteError ? cannotOpen(err) : err;
-    }
-    this.stmts = {
-      // A row left 'creating' by an undo whose delete failed (disk full) is replaced, never a live one.
-      insert: this.db.prepare(
-        `INSERT INTO volumes (name, path, options, created_by, created_at, state, made)
-         VALUES (@name, @path, @options, @createdBy, @createdAt, @state, @made)
-         ON CONFLICT (name) DO UPDATE SET path = excluded.path, options = excluded.options, created_by = excluded.created_by,
-           created_at = excluded.created_at, state = excluded.state, made = excluded.made WHERE volumes.state = 'creating'`,
-      ),
-      setState: this.db.prepare('UPDATE volumes SET state = ? WHERE name = ?'),
-      deleteVolume: this.db.prepare('DELETE FROM volumes WHERE name = ?'),
-      deleteLeases: this.db.prepare('DELETE FROM leases WHERE volume = ?'),
-      upsertLease: this.db.prepare(
-        `INSERT INTO leases (volume, id, count, boot_id, generation) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (volume, id) DO UPDATE SET count = excluded.count, boot_id = excluded.boot_id,
-           generation = excluded.generation`,
-      ),
-      getMeta: this.db.prepare('SELECT value FROM meta WHERE key = ?').pluck(),
-      setMeta: this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
-      deleteLease: this.db.prepare('DELETE FROM leases WHERE volume = ? AND id = ?'),
-      dropOtherBoots: this.db.prepare('DELETE FROM leases WHERE boot_id <> ?'),
-      volumes: this.db.prepare(
-        `SELECT name, path, options, created_by AS createdBy, created_at AS createdAt, state, made FROM volumes`,
-      ),
-      leases: this.db.prepare('SELECT volume, id, count, boot_id AS bootId, generation FROM leases'),
-    };
+  constructor(private readonly stateDir: string) {
+    const madeDir = fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 }) !== undefined;
+    this.file = path.join(stateDir, 'hostvol.db');
+    const workerData: WorkerData = { betterSqlite3: require.resolve('better-sqlite3'), file: this.file, dir: stateDir, madeDir, schema: SCHEMA };
+    // Started now, so the thread is up by the time start-up has read the records.
+    this.worker = new Worker(`(${sqliteWorkerMain.toString()})()`, { eval: true, workerData });
+    this.worker.on('message', (m: FromWorker) => this.onMessage(m));
+    this.worker.on('error', (err) => this.onCrash(err));
+    this.worker.unref();
   }
 
   /**
-   * Every volume record, one row at a time: with 100k volumes, an array of all rows kept alive while
-   * they are turned into volumes cost ~30 MB of peak RSS (bench/, BENCHMARKS.md). No other store call
-   * may run until the iteration ends.
+   * Reads every record here, closes that connection, and resolves once the worker holds the file: a
+   * resolved load means this process owns the store (a second hostvol is refused from then on).
    */
-  volumes(): IterableIterator<VolumeRecord> {
-    return shareRepeats(this.stmts.volumes.iterate() as IterableIterator<VolumeRecord>);
-  }
-
-  leases(): LeaseRecord[] {
-    return this.stmts.leases.all() as LeaseRecord[];
-  }
-
-  insertVolume(rec: VolumeRecord): void {
-    const { changes } = this.write(`record volume "${rec.name}"`, () => this.stmts.insert.run(rec));
-    if (changes !== 1) throw new HostvolError(`state store ${this.file} already has a record of volume "${rec.name}"; restart hostvol`);
-  }
-
-  /** With `durable` false the mark skips its own fsync; it reaches the disk with the next durable write. */
-  setState(name: string, state: RecordState, durable = true): void {
-    this.write(`mark volume "${name}" ${state}`, () =>
-      durable ? this.stmts.setState.run(state, name) : this.relaxed(() => this.stmts.setState.run(state, name)),
-    );
-  }
-
-  /** Runs `fn` with synchronous=NORMAL: a WAL commit without fsync, still safe against a process crash. */
-  private relaxed<T>(fn: () => T): T {
-    this.db.pragma('synchronous = NORMAL');
+  async load(): Promise<Snapshot> {
+    if (this.phase !== 'idle') throw new HostvolError(`the state store ${this.file} was loaded already`);
+    let snapshot: Snapshot;
     try {
-      return fn();
-    } finally {
-      this.db.pragma('synchronous = FULL');
+      snapshot = readStore(this.file);
+    } catch (err) {
+      throw this.cannotOpen(err);
+    }
+    this.openWorker();
+    await new Promise<void>((resolve) => this.whenIdle.push(resolve));
+    if (this.failure) throw this.failure;
+    return snapshot;
+  }
+
+  private openWorker(): void {
+    this.phase = 'opening';
+    this.worker.ref();
+    this.worker.postMessage({ type: 'open' });
+  }
+
+  insertVolume(rec: VolumeRecord): Promise<void> {
+    return this.write(`record volume "${rec.name}"`, { op: 'insertVolume', rec }).then(() => undefined);
+  }
+
+  setState(name: string, state: RecordState): Promise<void> {
+    return this.write(`mark volume "${name}" ${state}`, { op: 'setState', name, state }).then(() => undefined);
+  }
+
+  deleteVolume(name: string): Promise<void> {
+    return this.write(`forget volume "${name}"`, { op: 'deleteVolume', name }).then(() => undefined);
+  }
+
+  setLease(lease: LeaseRecord): Promise<void> {
+    const what = `${lease.count > 0 ? 'record' : 'release'} a mount of volume "${lease.volume}"`;
+    return this.write(what, { op: 'setLease', lease }).then(() => undefined);
+  }
+
+  setGeneration(n: number): Promise<void> {
+    return this.write('record the client generation', { op: 'setGeneration', n }).then(() => undefined);
+  }
+
+  dropLeasesFromOtherBoots(bootId: string): Promise<number> {
+    return this.write('drop the mount leases of a previous boot', { op: 'dropLeasesFromOtherBoots', bootId });
+  }
+
+  /** Commits so far, and the changes they carried: far fewer commits than changes is group commit at work. */
+  stats(): { commits: number; ops: number } {
+    return { commits: this.commits, ops: this.ops };
+  }
+
+  /**
+   * Waits for every change queued so far to be committed (or refused), then closes the file and the
+   * worker. Changes asked for once close() was called are refused.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    if (this.phase === 'opening' || this.inFlight || this.queue.length) await new Promise<void>((r) => this.whenIdle.push(r));
+    if (this.phase === 'open') {
+      this.worker.ref();
+      const closed = new Promise<void>((r) => (this.whenClosed = r));
+      this.worker.postMessage({ type: 'close' });
+      await closed;
+    }
+    this.phase = 'closed';
+    await this.worker.terminate();
+  }
+
+  private write(what: string, op: Op): Promise<number> {
+    if (this.closing) return Promise.reject(new HostvolError(`cannot ${what}: the state store ${this.file} is closed`));
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.phase === 'idle') this.openWorker(); // a store that is written without being loaded
+    return new Promise((resolve, reject) => {
+      this.queue.push({ op, what, resolve, reject });
+      this.pump();
+    });
+  }
+
+  /** Sends everything queued as one batch, unless a batch is in flight: then it waits for that one. */
+  private pump(): void {
+    if (this.phase !== 'open' || this.inFlight || this.queue.length === 0) return;
+    const batch = (this.inFlight = this.queue);
+    this.queue = [];
+    this.worker.ref();
+    this.worker.postMessage({ type: 'batch', ops: batch.map((p) => p.op) });
+  }
+
+  private onMessage(m: FromWorker): void {
+    if (m.type === 'opened' || m.type === 'openFailed') {
+      this.phase = m.type === 'opened' ? 'open' : 'failed';
+      if (m.type === 'openFailed') {
+        this.failure = this.cannotOpen(m);
+        for (const p of this.queue.splice(0)) p.reject(this.failure);
+      }
+      this.pump();
+    } else if (m.type === 'batch') {
+      const batch = this.inFlight!;
+      this.inFlight = undefined;
+      if (m.committed) this.commits++;
+      this.ops += batch.length;
+      // The next batch goes out before the callers run: their follow-up changes join the one after.
+      this.pump();
+      batch.forEach((p, i) => this.settle(p, m.results[i]));
+    } else {
+      this.whenClosed?.();
+    }
+    if (this.phase !== 'opening' && !this.inFlight && !this.queue.length) {
+      this.worker.unref();
+      for (const f of this.whenIdle.splice(0)) f();
     }
   }
 
-  /** Forgets a volume and any leases it still had, in one transaction. */
-  deleteVolume = (name: string): void => {
-    this.write(`forget volume "${name}"`, () =>
-      this.db.transaction(() => {
-        this.stmts.deleteLeases.run(name);
-        this.stmts.deleteVolume.run(name);
-      })(),
-    );
-  };
-
-  /** Records the count of one lease; a count of zero removes it. */
-  setLease(volume: string, id: string, count: number, bootId: string, generation: number): void {
-    this.write(`${count > 0 ? 'record' : 'release'} a mount of volume "${volume}"`, () =>
-      count > 0 ? this.stmts.upsertLease.run(volume, id, count, bootId, generation) : this.stmts.deleteLease.run(volume, id),
-    );
-  }
-
-  /** A counter the caller advances whenever its client starts afresh; 0 until first set. */
-  generation(): number {
-    return Number(this.stmts.getMeta.get('generation') ?? 0);
-  }
-
-  setGeneration(n: number): void {
-    this.write('record the client generation', () => this.stmts.setMeta.run('generation', String(n)));
-  }
-
-  /** A failed write (disk full, read-only, I/O error) becomes an error that names the volume and the fix. */
-  private write<T>(what: string, run: () => T): T {
-    try {
-      return run();
-    } catch (err) {
-      if (!(err instanceof Database.SqliteError)) throw err;
-      throw new HostvolError(
-        `cannot ${what} in the state store ${this.file}: ${err.message}; ` +
+  private settle(p: Pending, r: OpResult): void {
+    if (r.ok) return p.resolve(r.changes);
+    if (r.duplicate && p.op.op === 'insertVolume') {
+      return p.reject(new HostvolError(`state store ${this.file} already has a record of volume "${p.op.rec.name}"; restart hostvol`));
+    }
+    p.reject(
+      new HostvolError(
+        `cannot ${p.what} in the state store ${this.file}: ${r.code}: ${r.message}; ` +
           'free space on its file system or make it writable, then try again',
+      ),
+    );
+  }
+
+  private onCrash(err: Error): void {
+    this.phase = 'failed';
+    this.failure = new HostvolError(`the state store ${this.file} stopped working (${err.message}); restart hostvol`);
+    for (const p of [...(this.inFlight ?? []), ...this.queue.splice(0)]) p.reject(this.failure);
+    this.inFlight = undefined;
+    for (const f of this.whenIdle.splice(0)) f();
+    this.whenClosed?.();
+  }
+
+  private cannotOpen(err: unknown): HostvolError {
+    if (err instanceof HostvolError) return err;
+    const { code, message } = err as { code?: string; message?: string };
+    if (code === 'SQLITE_BUSY') {
+      return new HostvolError(
+        `state directory ${this.stateDir} is in use by another hostvol process; stop it, or give this one another --state-dir`,
       );
     }
-  }
-
-  /** Drops leases recorded under another boot: after a reboot no process can still hold them. */
-  dropLeasesFromOtherBoots(bootId: string): number {
-    return this.stmts.dropOtherBoots.run(bootId).changes;
-  }
-
-  close(): void {
-    if (this.db.open) this.db.close();
-  }
-}
-
-/**
- * SQLite hands out a new string for every column of every row: with 100k volumes that is 100k copies
- * of 'ready', of 'hostvol', of the same options and of `made` (usually the path again), ~19 MB of
- * peak RSS (bench/). Records share one string for each repeated value instead.
- */
-function* shareRepeats(rows: IterableIterator<VolumeRecord>): IterableIterator<VolumeRecord> {
-  const seen = new Map<string, string>();
-  const share = <T extends string>(s: T): T => {
-    const known = seen.get(s);
-    if (known !== undefined) return known as T;
-    if (seen.size < 1000) seen.set(s, s);
-    return s;
-  };
-  for (const r of rows) {
-    yield {
-      name: r.name,
-      path: r.path,
-      options: share(r.options),
-      createdBy: share(r.createdBy),
-      createdAt: r.createdAt,
-      state: share(r.state),
-      made: r.made === r.path ? r.path : r.made,
-    };
+    // A read-only file system shows up as an I/O error on the lock (SQLITE_IOERR_LOCK).
+    return new HostvolError(
+      `cannot open the state store ${this.file}: ${code ? `${code}: ` : ''}${message}; ` +
+        `${this.stateDir} must be on a writable file system with free space`,
+    );
   }
 }
