@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { HostvolError } from '../errors';
 import {
-  AT_EMPTY_PATH, ErrnoError, MNT_DETACH, MOUNT_ATTR_RDONLY, MOVE_MOUNT_F_EMPTY_PATH, MS_BIND, MS_RDONLY,
+  AT_EMPTY_PATH, AT_FDCWD, ErrnoError, MNT_DETACH, MOUNT_ATTR_RDONLY, MOVE_MOUNT_F_EMPTY_PATH, MS_BIND, MS_RDONLY,
   MS_REMOUNT, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE, UMOUNT_NOFOLLOW, libc,
 } from './libc';
 import { readMounts } from './mountinfo';
@@ -38,7 +38,6 @@ export class MountError extends HostvolError {
 }
 
 // From <linux/mount.h> and <fcntl.h>; libc.ts has the rest.
-const MOVE_MOUNT_T_EMPTY_PATH = 0x40;
 const O_PATH = 0o10000000;
 const { O_DIRECTORY, O_NOFOLLOW } = fs.constants;
 
@@ -76,31 +75,19 @@ async function unmountAll(target: string): Promise<void> {
   while (await unmountTop(target));
 }
 
-/** `mkdir target` with its parents, without turning ENOSPC into ENOENT as recursive mkdir does. */
-async function makeTarget(target: string): Promise<void> {
-  try {
-    await fs.promises.mkdir(target, { mode: 0o755 });
-  } catch (err) {
-    const code = codeOf(err);
-    if (code === 'EEXIST') return;
-    if (code !== 'ENOENT') failed(target, 'create the directory for', err);
-    await fs.promises.mkdir(path.dirname(target), { recursive: true, mode: 0o755 });
-    await fs.promises.mkdir(target, { mode: 0o755 }).catch((e) => codeOf(e) === 'EEXIST' || failed(target, 'create the directory for', e));
-  }
-}
-
 /**
- * Opens `target` itself (O_PATH: no read permission needed) for move_mount to attach to. A symlink
- * put in its place is opened as itself (O_NOFOLLOW) and then refused by O_DIRECTORY with ENOTDIR,
- * like a file: a mount made through the path would have landed wherever the link points.
+ * `mkdir target` with its parents, without turning ENOSPC into ENOENT as recursive mkdir does.
+ * True when it made the directory now: then nothing can be mounted on it yet.
  */
-async function openTarget(target: string): Promise<fs.promises.FileHandle> {
+async function makeTarget(target: string): Promise<boolean> {
+  const mkdir = () => fs.promises.mkdir(target, { mode: 0o755 }).then(() => true);
+  const made = (err: unknown) => (codeOf(err) === 'EEXIST' ? false : failed(target, 'create the directory for', err));
   try {
-    return await fs.promises.open(target, O_PATH | O_DIRECTORY | O_NOFOLLOW);
+    return await mkdir();
   } catch (err) {
-    const code = codeOf(err);
-    const hint = code === 'ELOOP' || code === 'ENOTDIR' ? `: ${target} is not a directory (a symlink or file took its place); remove it` : '';
-    failed(target, 'open the mount point of', err, hint);
+    if (codeOf(err) !== 'ENOENT') return made(err);
+    await fs.promises.mkdir(path.dirname(target), { recursive: true, mode: 0o755 }).catch((e) => failed(target, 'create the parents of', e));
+    return mkdir().catch(made);
   }
 }
 
@@ -110,11 +97,14 @@ async function openTarget(target: string): Promise<fs.promises.FileHandle> {
  * the flag is set before attaching, every copy that propagates to peers (a managed plugin's mount
  * seen by the host's dockerd) is read-only too; a remount after attaching would change ours only.
  */
-async function attach(fd: number, targetFd: number, target: string, readOnly: boolean): Promise<void> {
+async function attach(fd: number, target: string, readOnly: boolean): Promise<void> {
   const tree = await libc('open_tree', target, fd, '', OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
   try {
     if (readOnly) await libc('mount_setattr', target, tree, '', AT_EMPTY_PATH, MOUNT_ATTR_RDONLY, 0, 0);
-    await libc('move_mount', target, tree, '', targetFd, '', MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+    // Without MOVE_MOUNT_T_SYMLINKS the last component is not followed: a symlink put in place of
+    // the target is itself the mount point asked for, and the kernel refuses to put a directory on
+    // it instead of mounting wherever it points.
+    await libc('move_mount', target, tree, '', AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH);
   } finally {
     // Closing a tree fd that was attached does nothing to the mount; one never attached is freed.
     await libc('close', target, tree);
@@ -123,12 +113,21 @@ async function attach(fd: number, targetFd: number, target: string, readOnly: bo
 
 /**
  * mount(2) for kernels without open_tree (before 5.2). Exported so the path is tested on kernels
- * that have it. The directory fd and the target fd are reached through /proc/self/fd, so no path is
- * looked up again. A read-only bind is made read-only in a staging mount first and then bound to the
- * target: the copy takes the read-only flag, for our mount and the peers it propagates to alike.
+ * that have it. mount(2) follows symlinks, so the target is opened first (O_PATH: no read permission
+ * needed; O_NOFOLLOW|O_DIRECTORY: a symlink in its place fails with ENOTDIR) and both ends are
+ * reached through /proc/self/fd. A read-only bind is made read-only in a staging mount first and then
+ * bound to the target: the copy takes the flag, for our mount and the peers it propagates to alike.
  */
-export async function legacyBind(fd: number, targetFd: number, target: string, readOnly: boolean): Promise<void> {
-  const to = `/proc/self/fd/${targetFd}`;
+export async function legacyBind(fd: number, target: string, readOnly: boolean): Promise<void> {
+  const handle = await fs.promises.open(target, O_PATH | O_DIRECTORY | O_NOFOLLOW);
+  try {
+    await legacyAttach(fd, `/proc/self/fd/${handle.fd}`, target, readOnly);
+  } finally {
+    await handle.close();
+  }
+}
+
+async function legacyAttach(fd: number, to: string, target: string, readOnly: boolean): Promise<void> {
   if (!readOnly) {
     await libc('mount', target, `/proc/self/fd/${fd}`, to, null, MS_BIND, null);
     return;
@@ -146,39 +145,53 @@ export async function legacyBind(fd: number, targetFd: number, target: string, r
 }
 
 /**
- * Checks the one mount now at `target` once: read-only when asked. A source on a file system that
- * ignores the flag, or a kernel that dropped it, must not be served as read-only; it is unmounted.
+ * Checks the mount now at `target` once: read-only when asked. A kernel or file system that dropped
+ * the flag must not have its mount served as read-only; it is unmounted. access(W_OK) answers EROFS
+ * exactly when the mount (or its file system) is read-only, at the cost of one lookup; only when it
+ * cannot tell (EACCES without CAP_DAC_OVERRIDE, say) is the mount table read.
  */
 async function verify(target: string, readOnly: boolean): Promise<void> {
   if (!readOnly) return;
-  const top = (await readMounts()).filter((m) => m.mountPoint === target).pop();
+  const refused = await fs.promises.access(target, fs.constants.W_OK).then(() => 'writable', codeOf);
+  if (refused === 'EROFS') return;
+  const top = refused === 'writable' ? undefined : (await readMounts()).filter((m) => m.mountPoint === target).pop();
   if (top?.options.includes('ro')) return;
   await unmountAll(target);
   throw new MountError(target, 'EROFS', `the bind mount at ${target} did not come out read-only; refusing to serve it`);
 }
 
+/** Why a mount onto `target` was refused when something other than a directory is there (the kernel says EINVAL or ENOTDIR). */
+async function notADirectory(target: string): Promise<string> {
+  const st = await fs.promises.lstat(target).catch(() => undefined);
+  if (!st || st.isDirectory()) return '';
+  return `: ${target} is ${st.isSymbolicLink() ? 'a symbolic link' : 'not a directory'}; remove it, hostvol recreates the directory`;
+}
+
 export const systemMounter: Mounter = {
   async bind(fd, target, readOnly) {
-    // A leftover mount (crash, failed release) would be stacked over; clear it first.
-    await unmountAll(target);
-    await makeTarget(target);
-    const handle = await openTarget(target);
+    // A leftover mount (crash, failed release) would be stacked over; clear it first. A directory
+    // made just now has none, which spares the call in the usual case.
+    if (!(await makeTarget(target))) await unmountAll(target);
     try {
-      await attach(fd, handle.fd, target, readOnly).catch((err) => {
+      await attach(fd, target, readOnly).catch((err) => {
         if (codeOf(err) !== 'ENOSYS') throw err;
-        return legacyBind(fd, handle.fd, target, readOnly);
+        return legacyBind(fd, target, readOnly);
       });
     } catch (err) {
-      failed(target, 'make', err);
-    } finally {
-      await handle.close();
+      failed(target, 'make', err, await notADirectory(target));
     }
     await verify(target, readOnly);
   },
 
   async release(target) {
-    await unmountAll(target);
-    await fs.promises.rmdir(target).catch((err) => codeOf(err) === 'ENOENT' || failed(target, 'remove the directory of', err));
+    // rmdir answers EBUSY while something is still mounted there (stacked mounts): unmount again.
+    // So the usual release is one umount2 and one rmdir, with no extra call to find out it is done.
+    for (;;) {
+      const unmounted = await unmountTop(target);
+      const code = await fs.promises.rmdir(target).then(() => 'removed', codeOf);
+      if (code === 'removed' || code === 'ENOENT') return;
+      if (code !== 'EBUSY' || !unmounted) failed(target, 'remove the directory of', Object.assign(new Error(code), { code }));
+    }
   },
 
   async mountsUnder(dir) {

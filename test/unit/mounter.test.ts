@@ -85,8 +85,8 @@ rootOnly('bind', () => {
     fs.symlinkSync(elsewhere, at('link'));
     const err = await bindDir(src, at('link'), false).catch((e) => e);
     expect(err).toBeInstanceOf(MountError);
-    expect(err.code).toBe('ENOTDIR'); // O_PATH|O_NOFOLLOW opens the link itself, which is no directory
-    expect(err.message).toContain(at('link'));
+    expect(err.code).toMatch(/^E[A-Z]+$/); // the kernel's (EINVAL on 6.x)
+    expect(err.message).toContain(`${at('link')} is a symbolic link`);
     expect(await mounter.isMountPoint(elsewhere)).toBe(false);
     expect(fs.lstatSync(at('link')).isSymbolicLink()).toBe(true);
   });
@@ -173,12 +173,8 @@ rootOnly('read-only reaches peers in a shared subtree', () => {
   test.each([true, false])('with mount(2) where open_tree is missing (read-only: %s)', async (readOnly) => {
     const target = path.join(shared, `legacy-${readOnly}`);
     fs.mkdirSync(target);
-    const [h, t] = [await openDir(src), await fs.promises.open(target, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY)];
-    try {
-      await legacyBind(h.fd, t.fd, target, readOnly);
-    } finally {
-      await Promise.all([h.close(), t.close()]);
-    }
+    const h = await openDir(src);
+    await legacyBind(h.fd, target, readOnly).finally(() => h.close());
     const want = readOnly ? 'EROFS' : 'written';
     expect([await writeFails(target), await writeFails(path.join(peer, path.basename(target)))]).toEqual([want, want]);
     // The staging mount is gone, here and in the peer.
