@@ -124,6 +124,16 @@ rootOnly('release', () => {
     }
   });
 
+  test('mounts stacked at the target (by something else than hostvol) are all removed', async () => {
+    fs.mkdirSync(at('stacked'), { recursive: true });
+    execFileSync('/usr/bin/mount', ['--bind', src, at('stacked')]);
+    execFileSync('/usr/bin/mount', ['--bind', src, at('stacked')]);
+    expect(await mountsAt(at('stacked'))).toHaveLength(2);
+    await mounter.release(at('stacked'));
+    expect(await mountsAt(at('stacked'))).toHaveLength(0);
+    expect(fs.existsSync(at('stacked'))).toBe(false);
+  });
+
   test('a directory that is not a mount point and not empty is an error naming it', async () => {
     fs.mkdirSync(at('full'), { recursive: true });
     fs.writeFileSync(path.join(at('full'), 'x'), '');
