@@ -107,7 +107,8 @@ async function attach(fd: number, target: string, readOnly: boolean): Promise<vo
     await libc('move_mount', target, tree, '', AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH);
   } finally {
     // Closing a tree fd that was attached does nothing to the mount; one never attached is freed.
-    await libc('close', target, tree);
+    // Linux releases the descriptor even when close reports an error, so none may hide the real one.
+    await libc('close', target, tree).catch(() => undefined);
   }
 }
 
