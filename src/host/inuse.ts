@@ -1,58 +1,66 @@
 // Whether any container still has a directory mounted, asked of the kernel: used only to decide
-// whether mount leases left by a dockerd that died can be dropped.
+// whether mount leases left by a dockerd that died can be dropped. Every /proc read is async: a host
+// can run thousands of processes, and the event loop must keep answering meanwhile.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readMounts, type MountEntry } from './mountinfo';
 import { isInside } from './paths';
 
-const read = (file: string): string | undefined => {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
-  }
-};
-const nsOf = (pid: string): string | undefined => {
-  try {
-    return fs.readlinkSync(`/proc/${pid}/ns/mnt`);
-  } catch {
-    return undefined;
-  }
-};
+/** /proc reads in flight at once: enough to keep libuv's pool busy without flooding it. */
+const BATCH = 32;
 
-/** A process's mount table, or none when it exited meanwhile. */
-function mountsOf(pid: string): MountEntry[] {
-  try {
-    return readMounts(Number(pid));
-  } catch {
-    return [];
-  }
+async function inBatches<T, R>(items: T[], fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = [];
+  for (let i = 0; i < items.length; i += BATCH) out.push(...(await Promise.all(items.slice(i, i + BATCH).map(fn))));
+  return out;
 }
 
-/** Containers are only visible when we share dockerd's PID namespace (a host service, not a managed plugin). */
-function seesDockerd(pids: string[]): boolean {
-  return pids.some((pid) => read(`/proc/${pid}/comm`)?.trim() === 'dockerd');
-}
+// A process may exit between readdir and any of these: it then simply has nothing to say.
+const commOf = (pid: string) => fs.promises.readFile(`/proc/${pid}/comm`, 'utf8').then((s) => s.trim(), () => undefined);
+const nsOf = (pid: string) => fs.promises.readlink(`/proc/${pid}/ns/mnt`).catch(() => undefined);
+const mountsOf = (pid: string) => readMounts(Number(pid)).catch((): MountEntry[] => []);
 
 /**
  * True when a mount namespace other than ours has `dir` (or a part of it) mounted, as a container
- * does with its volumes; false when none has; undefined when this process cannot tell.
+ * does with its volumes; false when none has; undefined when this process cannot tell, because it
+ * does not see dockerd (a managed plugin runs in its own PID namespace) or `dir` is in no mount.
+ *
+ * `ownMountsDir` is where hostvol makes its own bind mounts (`<state-dir>/mounts`). On systemd hosts
+ * `/` is a shared mount, so those binds propagate into every namespace that is a slave of ours
+ * (services with PrivateTmp, ProtectSystem, …) and would look like users forever. A propagated copy
+ * is a copy of the mount at the same place, so it sits inside ownMountsDir there too; such entries
+ * are not counted. A container's mount is made by runc at the container's own path, below the root it
+ * pivots into, and the container's mounts are rprivate, so no later bind of ours reaches it. A copy
+ * that did reach a namespace which then pivot-rooted either went away with the old root (detached,
+ * as runc does) or is shown under the old root's new place, outside ownMountsDir, and counted: the
+ * lease is then kept, the safe side. Only a mount at a path inside ownMountsDir is ignored, and nothing
+ * but hostvol's binds and their copies has reason to be there.
  */
-export function mountedElsewhere(dir: string): boolean | undefined {
-  const pids = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p));
-  if (!seesDockerd(pids)) return undefined;
-  // Find dir's file system and its path inside it: that is what a bind mount of dir shows as root.
-  const own = readMounts();
-  const holder = own.filter((m) => isInside(dir, m.mountPoint)).sort((a, b) => b.mountPoint.length - a.mountPoint.length)[0];
+export async function mountedElsewhere(dir: string, ownMountsDir: string): Promise<boolean | undefined> {
+  const pids = (await fs.promises.readdir('/proc')).filter((p) => /^\d+$/.test(p));
+  const comms = await inBatches(pids, commOf);
+  if (!comms.includes('dockerd')) return undefined;
+  // dir's file system and its path inside it: that is what any bind mount of dir shows as its root.
+  // The deepest mount point holding dir; of mounts stacked there, the last one, which is on top.
+  let holder: MountEntry | undefined;
+  for (const m of await readMounts()) {
+    if (isInside(dir, m.mountPoint) && m.mountPoint.length >= (holder?.mountPoint.length ?? 0)) holder = m;
+  }
   if (!holder) return undefined;
   const root = path.join(holder.root, path.relative(holder.mountPoint, dir));
-  const seen = new Set([nsOf('self')]);
-  for (const pid of pids) {
-    const ns = nsOf(pid);
-    if (!ns || seen.has(ns)) continue;
+  const uses = (m: MountEntry) => m.dev === holder.dev && isInside(m.root, root) && !isInside(m.mountPoint, ownMountsDir);
+
+  const namespaces = await inBatches(pids, nsOf);
+  const seen = new Set([await nsOf('self')]);
+  const others: string[] = [];
+  namespaces.forEach((ns, i) => {
+    if (ns && !seen.has(ns)) others.push(pids[i]);
     seen.add(ns);
-    const lines = mountsOf(pid);
-    if (lines.some((m) => m.dev === holder.dev && isInside(m.root, root))) return true;
+  });
+  // One mount table per namespace; a namespace whose only process exited reads as empty.
+  for (let i = 0; i < others.length; i += BATCH) {
+    const tables = await Promise.all(others.slice(i, i + BATCH).map(mountsOf));
+    if (tables.some((t) => t.some(uses))) return true;
   }
   return false;
 }
