@@ -87,7 +87,8 @@ export class Driver {
         v.state = 'ready';
       } catch (err) {
         await this.undoCreate(v);
-        throw err instanceof HostvolError ? err : new HostvolError(`volume "${name}": create failed: ${describe(err)}`);
+        const msg = describe(err);
+        throw err instanceof HostvolError && msg.startsWith(`volume "${name}"`) ? err : new HostvolError(`volume "${name}": create failed: ${msg}`);
       }
       this.deps.log.info({ volume: name, path: v.path, options }, 'volume created');
     });

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe } from '../errors';
 import type { LeaseRecord, Snapshot } from '../store/store';
-import { openDirectory, prepareDirectory } from './directory';
+import { openDirectory } from './directory';
 import type { Driver } from './driver';
 import * as vol from './volume';
 
@@ -27,7 +27,7 @@ export async function recover(driver: Driver, snapshot: Snapshot): Promise<void>
   }
   for (const v of unfinished) {
     if (v.state === 'creating') {
-      await finishCreate(driver, v);
+      await undoCreate(driver, v);
       continue;
     }
     log.warn({ volume: v.name }, 'finishing a remove that was cut short');
@@ -67,22 +67,10 @@ async function reconcileBinds(driver: Driver): Promise<void> {
 }
 
 /**
- * A create cut short: a directory hostvol made is finished (its options applied again, idempotent);
- * anything else, or a failure to finish, is undone. It was never acknowledged, so either is allowed.
+ * A create cut short. Create answers only after its 'ready' mark is durable, so a 'creating' record
+ * was never acknowledged: undo it (what hostvol made goes; a directory that was there stays).
  */
-async function finishCreate(driver: Driver, v: vol.Volume): Promise<void> {
-  const { log, store, labeler, confinement } = driver.deps;
-  if (v.createdBy === 'hostvol') {
-    try {
-      await prepareDirectory(v, confinement, labeler);
-      await store.setState(v.name, 'ready');
-      v.state = 'ready';
-      log.warn({ volume: v.name }, 'finished a create that was cut short');
-      return;
-    } catch (err) {
-      log.error({ volume: v.name, err: describe(err) }, 'could not finish a create that was cut short');
-    }
-  }
-  log.warn({ volume: v.name }, 'undoing a create that was cut short');
+async function undoCreate(driver: Driver, v: vol.Volume): Promise<void> {
+  driver.deps.log.warn({ volume: v.name }, 'undoing a create that was cut short');
   await driver.undoCreate(v);
 }

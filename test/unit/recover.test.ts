@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { mountPoints } from '../../src/host/mountinfo';
-import { Store } from '../../src/store/sqlite';
+import { SqliteStore } from '../../src/store/sqlite';
 import { destroy, sandbox, type Sandbox } from './support';
 
 let sb: Sandbox;
@@ -55,40 +55,45 @@ test('a bind mount lost while its lease is active is re-created at start', async
   expect(() => fs.writeFileSync(path.join(bindOf('lost'), 'f'), '')).toThrow(/EROFS/);
 });
 
-const cutShort = (name: string, dir: string, made: string) => {
-  const store = new Store(sb.config.stateDir);
-  store.insertVolume({
+const cutShort = async (name: string, dir: string, made: string) => {
+  const store = new SqliteStore(sb.config.stateDir);
+  await store.load();
+  await store.insertVolume({
     name, path: dir, options: '{"readOnly":false,"mode":448}', createdBy: 'hostvol',
     createdAt: new Date().toISOString(), state: 'creating', made,
   });
-  store.close();
+  await store.close();
 };
 
 test('a create cut short before its directory was made is undone: no record, no directory', async () => {
   await sb.stop();
   fs.mkdirSync(path.join(sb.config.dataRoot, 'half')); // mkdir -p got this far
-  cutShort('half', path.join(sb.config.dataRoot, 'half', 'made'), path.join(sb.config.dataRoot, 'half'));
+  await cutShort('half', path.join(sb.config.dataRoot, 'half', 'made'), path.join(sb.config.dataRoot, 'half'));
   await sb.restart();
   expect((await sb.call('/VolumeDriver.Get', { Name: 'half' })).Err).toMatch(/does not exist/);
   expect(fs.existsSync(path.join(sb.config.dataRoot, 'half'))).toBe(false);
 });
 
-test('a create cut short after its directory was made is finished (it may have been answered)', async () => {
+test('a create cut short after its directory was made is undone too: it was never acknowledged', async () => {
   await sb.stop();
   const dir = path.join(sb.config.dataRoot, 'whole');
   fs.mkdirSync(dir);
-  cutShort('whole', dir, dir);
+  await cutShort('whole', dir, dir);
   await sb.restart();
-  expect((await status('whole')).options).toEqual({ readOnly: false, mode: '0700' });
+  expect((await sb.call('/VolumeDriver.Get', { Name: 'whole' })).Err).toMatch(/does not exist/);
+  expect(fs.existsSync(dir)).toBe(false);
+  // And the name is free for the Create dockerd sends again.
+  expect(await sb.call('/VolumeDriver.Create', { Name: 'whole', Opts: { mode: '0700' } })).toEqual({});
   expect(fs.statSync(dir).mode & 0o777).toBe(0o700);
 });
 
 test('a remove cut short by a crash is finished', async () => {
   await sb.call('/VolumeDriver.Create', { Name: 'going' });
   await sb.stop();
-  const store = new Store(sb.config.stateDir);
-  store.setState('going', 'removing');
-  store.close();
+  const store = new SqliteStore(sb.config.stateDir);
+  await store.load();
+  await store.setState('going', 'removing');
+  await store.close();
   await sb.restart();
   expect((await sb.call('/VolumeDriver.Get', { Name: 'going' })).Err).toMatch(/does not exist/);
   expect(fs.existsSync(path.join(sb.config.dataRoot, 'going'))).toBe(false);
