@@ -181,26 +181,34 @@ export class Hostvol {
 
   /** Send a request straight to the plugin socket (bypassing dockerd), e.g. for out-of-band deletes. */
   call(route: string, body: unknown): Promise<any> {
-    return new Promise((resolve, reject) => {
-      const payload = JSON.stringify(body);
-      const req = http.request(
-        { socketPath: this.socket, path: route, method: 'POST', headers: { 'Content-Length': Buffer.byteLength(payload) } },
-        (res) => {
-          let data = '';
-          res.on('data', (d) => (data += d));
-          res.on('end', () => {
-            try {
-              resolve(JSON.parse(data));
-            } catch {
-              reject(new Error(`${route}: HTTP ${res.statusCode}, non-JSON reply: ${data.slice(0, 200)}`));
-            }
-          });
-        },
-      );
-      req.on('error', reject);
-      req.end(payload);
-    });
+    return callSocket(this.socket, route, body);
   }
+}
+
+/**
+ * POST one plugin-protocol request to a volume plugin's Unix socket, bypassing dockerd, and parse the
+ * JSON reply. Also reaches a managed plugin, whose socket is <run dir>/<plugin id>/<socket name>.
+ */
+export function callSocket(socket: string, route: string, body: unknown): Promise<any> {
+  return new Promise((resolve, reject) => {
+    const payload = JSON.stringify(body);
+    const req = http.request(
+      { socketPath: socket, path: route, method: 'POST', headers: { 'Content-Length': Buffer.byteLength(payload) } },
+      (res) => {
+        let data = '';
+        res.on('data', (d) => (data += d));
+        res.on('end', () => {
+          try {
+            resolve(JSON.parse(data));
+          } catch {
+            reject(new Error(`${route}: HTTP ${res.statusCode}, non-JSON reply: ${data.slice(0, 200)}`));
+          }
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
 }
 
 function connects(sock: string): Promise<boolean> {
