@@ -27,7 +27,6 @@ export interface EngineResult {
   figures: EngineFigure[];
 }
 
-const N = 30;
 const VERSION = (JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
 const MANAGED = `hostvol:${VERSION}`;
 
@@ -89,14 +88,15 @@ async function enableManaged(e: Engine): Promise<void> {
   await e.docker(['plugin', 'enable', MANAGED], { timeoutMs: 120_000 });
 }
 
-export async function runEngine(opt: { log: (l: string) => void; n?: number }): Promise<EngineResult> {
+/** `n` rounds per mode (each round: one create and one run per driver). */
+export async function runEngine(opt: { log: (l: string) => void; n: number }): Promise<EngineResult> {
   const skip = (reason: string): EngineResult => {
     opt.log(`  skipped: ${reason}`);
     return { lines: [`Not run: ${reason}.`], figures: (['legacy', 'managed'] as const).map((mode) => ({ mode, notRun: reason })) };
   };
   const reason = whyNot();
   if (reason) return skip(reason);
-  const n = opt.n ?? N;
+  const n = opt.n;
   let engine: Engine | undefined;
   const t0 = performance.now();
   try {
@@ -138,7 +138,9 @@ export async function runEngine(opt: { log: (l: string) => void; n?: number }): 
         lines.push(`| ${mode} ${c.line}`, `| ${mode} ${r.line}`);
         figures.push({ mode, create: c.ratio, run: r.ratio });
       } catch (err) {
-        const why = `failed: ${(err as Error).message.split('\n')[0]}`;
+        // The command and the last line of its stderr (the harness's CommandError carries both).
+        const msg = (err as Error).message.split('\n').filter((l) => l.trim() && l.trim() !== 'stderr:');
+        const why = `failed: ${msg[0]}${msg.length > 1 ? `: ${msg[msg.length - 1].replace(/^stderr: /, '')}` : ''}`;
         opt.log(`  ${mode} ${why}`);
         figures.push({ mode, notRun: why });
       }

@@ -146,7 +146,7 @@ export function render(r: ReportInput): string {
       `the whole run took ${fmt(r.runtimeS / 60)} min. Do not edit by hand: run it again.`,
     '',
     `**How to reproduce:** \`${command}\` (on a fresh clone: \`make build\` first; \`make bench\` also installs the engine). ` +
-      `Options: \`--reps N\`, \`--max-reps N\`, \`--scale X\` (durations), \`--only ${PHASES.join(',')}\`.`,
+      `Options: \`--reps N\`, \`--max-reps N\`, \`--engine-rounds N\`, \`--scale X\` (durations), \`--only ${PHASES.join(',')}\`.`,
     '',
     '## Targets (issue 10)',
     '',

@@ -17,7 +17,7 @@ import { fmt } from './stats';
 import { targetTable, targets } from './targets';
 
 function parseArgs(argv: string[]) {
-  const o = { reps: 5, maxReps: 0, scale: 1, only: new Set<string>(PHASES), out: undefined as string | undefined, build: true };
+  const o = { reps: 5, maxReps: 0, engineRounds: 30, scale: 1, only: new Set<string>(PHASES), out: undefined as string | undefined, build: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -28,6 +28,7 @@ function parseArgs(argv: string[]) {
     if (a === '--reps') o.reps = Math.max(1, Number(val()));
     else if (a === '--max-reps') o.maxReps = Number(val());
     else if (a === '--scale') o.scale = Number(val());
+    else if (a === '--engine-rounds') o.engineRounds = Math.max(1, Number(val()));
     else if (a === '--only') o.only = new Set(val().split(','));
     else if (a === '--out') o.out = val();
     else if (a === '--no-build') o.build = false;
@@ -111,7 +112,7 @@ async function main(): Promise<void> {
     }
     if (args.only.has('engine')) {
       log('\n== end to end through a real engine');
-      engine = await runEngine({ log });
+      engine = await runEngine({ log, n: args.engineRounds });
     }
   } finally {
     const left = unmountUnder(tmp);
