@@ -100,6 +100,8 @@ function main(): void {
       volumes.delete(v.name);
       return {};
     },
+    // Leases are counted in memory before and after the awaits: two first Mounts of one volume at once
+    // would both bind. The Mount figures run at c=1, one volume each, so that never happens here.
     '/VolumeDriver.Mount': async (b) => {
       const v = find(b.Name);
       if (v.leases.size === 0) {

@@ -1,6 +1,6 @@
 // What is measured: the load figures (each run against the floor and hostvol, interleaved, the
-// order alternating per repetition), start-up and peak RSS. Results are raw samples; report.ts
-// takes the medians.
+// order alternating per repetition, some with a second client alongside), start-up and peak RSS.
+// Results are raw samples; report.ts takes the medians and targets.ts decides the targets.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runLoad, type LoadResult, type LoadSpec, type Work } from './loadgen';
@@ -90,7 +90,7 @@ export function listFigure(count: number): Figure {
   };
 }
 
-/** Create+Remove next to 100k volumes: Create compares the new path with every volume's. */
+/** Create+Remove next to 100k volumes, against the same figure next to 1k: does a Create's cost grow with the volumes? */
 export function createRemove100k(): Figure {
   return { id: 'cr-c1-100k', title: 'Create+Remove pairs, c=1, 100,000 volumes', mode: 'keepalive', concurrency: 1, durationMs: 1500, work: { kind: 'createRemove', prefix: 'be' } };
 }
