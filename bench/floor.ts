@@ -1,13 +1,23 @@
-// The floor: the least a volume plugin can do over HTTP. Bare node:http on a Unix socket, the body
-// read and JSON.parse'd, the reply built from a Map and JSON.stringify'd, nothing else (no schema
-// check, no store writes, no logging). Replies have exactly the shape, and so the size, of hostvol's;
-// run.ts checks the byte counts. It loads the same SQLite records hostvol does, so its start-up is
-// the floor of hostvol's too.
-//   node floor.js <socket> <db file or -> <data root> <mounts dir>
+// The floor: the least a volume plugin can do over HTTP while doing the same durable work per request
+// as hostvol. Bare node:http on a Unix socket, the body JSON.parse'd, replies JSON.stringify'd, no
+// schema check, no logging; replies have the shape, and so the size, of hostvol's (run.ts checks).
+// Its naive design: every SQLite write is synchronous, on the event loop (FLOOR_WORK below says
+// exactly what each request does; report.ts prints that list, so keep them in step).
+//   node floor.js <socket> <db file> <data root> <mounts dir> <hostvol's dist/host/libc.js>
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
+
+/** What each request does, in order; the report quotes this list. */
+export const FLOOR_WORK: Record<string, string> = {
+  Create: 'INSERT state=creating (commit), mkdir, open O_DIRECTORY + fchmod + fsync dir + close, fsync parent, UPDATE state=ready (commit)',
+  Remove: 'UPDATE state=removing (commit), rename to a trash name, rmdir, fsync parent, DELETE (commit)',
+  Mount: 'open O_RDONLY|O_NOFOLLOW|O_DIRECTORY, open_tree(CLONE), close, mount_setattr(RDONLY; ro only), mkdir target, move_mount, close, INSERT lease (commit)',
+  Unmount: 'umount2(UMOUNT_NOFOLLOW), rmdir target, DELETE lease (commit)',
+  'Get, List': 'a Map lookup / walk, no I/O',
+};
+export const FLOOR_PRAGMAS = ['locking_mode = EXCLUSIVE', 'journal_mode = WAL', 'synchronous = FULL'];
 
 interface Vol {
   name: string;
@@ -15,107 +25,173 @@ interface Vol {
   createdAt: string;
   options: { readOnly: boolean };
   createdBy: string;
-  mounts: number;
+  leases: Set<string>;
 }
+type Libc = typeof import('../src/host/libc');
 
-const [socket, dbFile, dataRoot, mountsDir] = process.argv.slice(2);
-const volumes = new Map<string, Vol>();
-
-if (dbFile && dbFile !== '-') {
+function main(): void {
+  const [socket, dbFile, dataRoot, mountsDir, libcJs] = process.argv.slice(2);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const lc = require(libcJs) as Libc;
+  const volumes = new Map<string, Vol>();
   const db = new Database(dbFile);
-  const rows = db
-    .prepare('SELECT name, path, options, created_by AS createdBy, created_at AS createdAt FROM volumes')
-    .all() as { name: string; path: string; options: string; createdBy: string; createdAt: string }[];
-  for (const r of rows) {
-    // Explicit fields: one hidden class for every Vol (a spread of the row objects made List 2× slower).
-    const v: Vol = { name: r.name, path: r.path, createdAt: r.createdAt, options: JSON.parse(r.options), createdBy: r.createdBy, mounts: 0 };
-    volumes.set(r.name, v);
+  for (const p of FLOOR_PRAGMAS) db.pragma(p);
+  const hasVolumes = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'volumes'").get();
+  if (hasVolumes) {
+    const rows = db.prepare('SELECT name, path, options, created_by AS createdBy, created_at AS createdAt FROM volumes').all() as {
+      name: string; path: string; options: string; createdBy: string; createdAt: string;
+    }[];
+    for (const r of rows) {
+      // Explicit fields: one hidden class for every Vol.
+      volumes.set(r.name, { name: r.name, path: r.path, createdAt: r.createdAt, options: JSON.parse(r.options), createdBy: r.createdBy, leases: new Set() });
+    }
   }
-  db.close();
-}
-
-const mountpoint = (v: Vol) => (v.options.readOnly ? path.join(mountsDir, v.name) : v.path);
-
-type Body = { Name?: string; ID?: string; Opts?: Record<string, string> | null };
-const routes: Record<string, (b: Body) => unknown> = {
-  '/Plugin.Activate': () => ({ Implements: ['VolumeDriver'] }),
-  '/VolumeDriver.Capabilities': () => ({ Capabilities: { Scope: 'local' } }),
-  '/VolumeDriver.Create': (b) => {
-    const name = b.Name!;
-    if (!volumes.has(name)) {
-      volumes.set(name, {
-        name,
-        path: path.join(dataRoot, name),
-        createdAt: new Date().toISOString(),
-        options: { readOnly: b.Opts?.ro !== undefined },
-        createdBy: 'hostvol',
-        mounts: 0,
-      });
-    }
-    return {};
-  },
-  '/VolumeDriver.Remove': (b) => (volumes.delete(b.Name!), {}),
-  '/VolumeDriver.Mount': (b) => {
-    const v = find(b.Name);
-    v.mounts++;
-    return { Mountpoint: mountpoint(v) };
-  },
-  '/VolumeDriver.Unmount': (b) => (find(b.Name).mounts--, {}),
-  '/VolumeDriver.Path': (b) => ({ Mountpoint: mountpoint(find(b.Name)) }),
-  '/VolumeDriver.Get': (b) => {
-    const v = find(b.Name);
-    return {
-      Volume: {
-        Name: v.name,
-        Mountpoint: mountpoint(v),
-        CreatedAt: v.createdAt,
-        Status: {
-          path: v.path, options: v.options, mounts: v.mounts, readOnly: v.options.readOnly, label: '',
-          createdBy: v.createdBy, onRemove: v.createdBy === 'hostvol' ? 'delete' : 'keep',
-        },
-      },
-    };
-  },
-  '/VolumeDriver.List': () => {
-    const out = [];
-    for (const v of volumes.values()) out.push({ Name: v.name, Mountpoint: mountpoint(v) });
-    return { Volumes: out };
-  },
-};
-
-function find(name: string | undefined): Vol {
-  const v = volumes.get(name ?? '');
-  if (!v) throw new Error(`volume "${name}" does not exist in hostvol`);
-  return v;
-}
-
-function answer(res: http.ServerResponse, reply: unknown): void {
-  // One Buffer, written once: for large replies (List) a string body costs Node an extra flatten and copy.
-  const body = Buffer.from(JSON.stringify(reply));
-  res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': body.length });
-  res.end(body);
-}
-
-const server = http.createServer((req, res) => {
-  const chunks: Buffer[] = [];
-  req.on('data', (c: Buffer) => chunks.push(c));
-  req.on('end', () => {
+  db.exec('CREATE TABLE IF NOT EXISTS floor_volumes (name TEXT PRIMARY KEY, path TEXT NOT NULL, state TEXT NOT NULL) WITHOUT ROWID;' +
+    'CREATE TABLE IF NOT EXISTS floor_leases (volume TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (volume, id)) WITHOUT ROWID;');
+  const q = {
+    insert: db.prepare("INSERT OR REPLACE INTO floor_volumes (name, path, state) VALUES (?, ?, 'creating')"),
+    mark: db.prepare('UPDATE floor_volumes SET state = ? WHERE name = ?'),
+    del: db.prepare('DELETE FROM floor_volumes WHERE name = ?'),
+    lease: db.prepare('INSERT OR REPLACE INTO floor_leases (volume, id) VALUES (?, ?)'),
+    unlease: db.prepare('DELETE FROM floor_leases WHERE volume = ? AND id = ?'),
+  };
+  const fsyncPath = (p: string, flags = fs.constants.O_RDONLY | fs.constants.O_DIRECTORY, mode?: number) => {
+    const fd = fs.openSync(p, flags);
     try {
-      const text = chunks.length ? Buffer.concat(chunks).toString('utf8') : '';
-      const body = (text.trim() ? JSON.parse(text) : {}) as Body;
-      const route = routes[req.url ?? ''];
-      answer(res, route ? route(body ?? {}) : { Err: `unknown endpoint ${req.url}` });
-    } catch (err) {
-      answer(res, { Err: (err as Error).message });
+      if (mode !== undefined) fs.fchmodSync(fd, mode);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
     }
+  };
+  const find = (name: string | undefined): Vol => {
+    const v = volumes.get(name ?? '');
+    if (!v) throw new Error(`volume "${name}" does not exist in the floor`);
+    return v;
+  };
+  const target = (v: Vol) => path.join(mountsDir, v.name);
+  let trash = 0;
+
+  type Body = { Name?: string; ID?: string; Opts?: Record<string, string> | null };
+  const routes: Record<string, (b: Body) => unknown> = {
+    '/Plugin.Activate': () => ({ Implements: ['VolumeDriver'] }),
+    '/VolumeDriver.Capabilities': () => ({ Capabilities: { Scope: 'local' } }),
+    '/VolumeDriver.Create': (b) => {
+      const name = b.Name!;
+      if (volumes.has(name)) return {};
+      const dir = path.join(dataRoot, name);
+      q.insert.run(name, dir);
+      fs.mkdirSync(dir);
+      fsyncPath(dir, undefined, 0o755);
+      fsyncPath(dataRoot);
+      q.mark.run('ready', name);
+      const opts = { readOnly: b.Opts?.ro !== undefined };
+      volumes.set(name, { name, path: dir, createdAt: new Date().toISOString(), options: opts, createdBy: 'hostvol', leases: new Set() });
+      return {};
+    },
+    '/VolumeDriver.Remove': (b) => {
+      const v = find(b.Name);
+      q.mark.run('removing', v.name);
+      const gone = path.join(dataRoot, `.floor-trash-${process.pid}-${trash++}`);
+      fs.renameSync(v.path, gone);
+      fs.rmdirSync(gone);
+      fsyncPath(dataRoot);
+      q.del.run(v.name);
+      volumes.delete(v.name);
+      return {};
+    },
+    // Leases are counted in memory before and after the awaits: two first Mounts of one volume at once
+    // would both bind. The Mount figures run at c=1, one volume each, so that never happens here.
+    '/VolumeDriver.Mount': async (b) => {
+      const v = find(b.Name);
+      if (v.leases.size === 0) {
+        const fd = fs.openSync(v.path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_DIRECTORY);
+        let tree: number;
+        try {
+          tree = await lc.libc('open_tree', v.path, fd, '', lc.OPEN_TREE_CLONE | lc.OPEN_TREE_CLOEXEC | lc.AT_EMPTY_PATH);
+        } finally {
+          fs.closeSync(fd);
+        }
+        try {
+          if (v.options.readOnly) await lc.libc('mount_setattr', v.path, tree, '', lc.AT_EMPTY_PATH, lc.MOUNT_ATTR_RDONLY, 0, 0);
+          fs.mkdirSync(target(v));
+          await lc.libc('move_mount', target(v), tree, '', lc.AT_FDCWD, target(v), lc.MOVE_MOUNT_F_EMPTY_PATH);
+        } finally {
+          await lc.libc('close', v.path, tree);
+        }
+      }
+      v.leases.add(b.ID!);
+      q.lease.run(v.name, b.ID!);
+      return { Mountpoint: target(v) };
+    },
+    '/VolumeDriver.Unmount': async (b) => {
+      const v = find(b.Name);
+      v.leases.delete(b.ID!);
+      if (v.leases.size === 0) {
+        await lc.libc('umount2', target(v), target(v), lc.UMOUNT_NOFOLLOW);
+        fs.rmdirSync(target(v));
+      }
+      q.unlease.run(v.name, b.ID!);
+      return {};
+    },
+    // Legacy Get/List/Path show the data directory; only Mount returns the bind target.
+    '/VolumeDriver.Path': (b) => ({ Mountpoint: find(b.Name).path }),
+    '/VolumeDriver.Get': (b) => {
+      const v = find(b.Name);
+      return {
+        Volume: {
+          Name: v.name,
+          Mountpoint: v.path,
+          CreatedAt: v.createdAt,
+          Status: {
+            path: v.path, options: v.options, mounts: v.leases.size, readOnly: v.options.readOnly, label: '',
+            createdBy: v.createdBy, onRemove: v.createdBy === 'hostvol' ? 'delete' : 'keep',
+          },
+        },
+      };
+    },
+    '/VolumeDriver.List': () => {
+      const out = [];
+      for (const v of volumes.values()) out.push({ Name: v.name, Mountpoint: v.path });
+      return { Volumes: out };
+    },
+  };
+
+  const answer = (res: http.ServerResponse, reply: unknown) => {
+    // One Buffer, written once: a string body costs Node an extra flatten and copy for large replies.
+    const body = Buffer.from(JSON.stringify(reply));
+    res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': body.length });
+    res.end(body);
+  };
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const fail = (err: unknown) => answer(res, { Err: (err as Error).message });
+      try {
+        const text = chunks.length ? Buffer.concat(chunks).toString('utf8') : '';
+        const body = (text.trim() ? JSON.parse(text) : {}) as Body;
+        const route = routes[req.url ?? ''];
+        const reply = route ? route(body ?? {}) : { Err: `unknown endpoint ${req.url}` };
+        if (reply instanceof Promise) reply.then((r) => answer(res, r), fail);
+        else answer(res, reply);
+      } catch (err) {
+        fail(err);
+      }
+    });
   });
-});
-server.keepAliveTimeout = 65_000;
-server.headersTimeout = 66_000;
-try {
-  fs.unlinkSync(socket);
-} catch {
-  // absent
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  fs.rmSync(socket, { force: true });
+  fs.mkdirSync(mountsDir, { recursive: true });
+  server.listen(socket);
+  process.once('SIGTERM', () => {
+    server.close(() => {
+      db.close();
+      process.exit(0);
+    });
+    server.closeAllConnections();
+  });
 }
-server.listen(socket);
-process.once('SIGTERM', () => server.close(() => process.exit(0)).closeAllConnections());
+
+if (require.main === module) main();

@@ -1,23 +1,23 @@
 // `npm run bench`: builds hostvol, makes the stores, runs every figure against the floor and hostvol
-// interleaved, then the engine part, and writes BENCHMARKS.md. Bounded: fixed windows, fixed reps.
+// interleaved, then the engine part, and writes BENCHMARKS.md. Bounded: fixed windows, at most --max-reps.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { runEngine, type EngineResult } from './engine';
 import { notes } from './notes';
-import { STEPS_FILE, commitInfo, loadRows, otherRows, readSteps, render, stepRows, type Row } from './report';
+import { PHASES, commitInfo, loadRows, otherRows, render } from './report';
 import {
-  checkReplySizes, createMountVolumes, createRemove100k, measureFsync, durableFigures, emptySamples, getFigures, listFigure, recordRss, runFigures,
-  runStartup, withBoth, type Figure, type Options,
+  FSYNC_DELAY_MS, LIST_BURST, checkReplySizes, createMountVolumes, createRemove100k, measureFsync, durableFigures, emptySamples, getFigures, listFigure,
+  recordRss, runFigures, runStartup, slowFsyncFigure, withBoth, type Figure, type Options,
 } from './scenarios';
-import { REPO, makeDataset, type Dataset } from './servers';
+import { REPO, makeDataset, unmountUnder, type Dataset } from './servers';
+import { buildShim } from './slowfsync';
 import { fmt } from './stats';
-
-const PHASES = ['get', 'list', 'durable', 'startup', 'engine'] as const;
+import { targetTable, targets } from './targets';
 
 function parseArgs(argv: string[]) {
-  const o = { reps: 5, scale: 1, only: new Set<string>(PHASES), step: undefined as string | undefined, out: undefined as string | undefined, build: true };
+  const o = { reps: 5, maxReps: 0, engineRounds: 30, scale: 1, only: new Set<string>(PHASES), out: undefined as string | undefined, build: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -26,13 +26,15 @@ function parseArgs(argv: string[]) {
       return v;
     };
     if (a === '--reps') o.reps = Math.max(1, Number(val()));
+    else if (a === '--max-reps') o.maxReps = Number(val());
     else if (a === '--scale') o.scale = Number(val());
+    else if (a === '--engine-rounds') o.engineRounds = Math.max(1, Number(val()));
     else if (a === '--only') o.only = new Set(val().split(','));
-    else if (a === '--step') o.step = val();
     else if (a === '--out') o.out = val();
     else if (a === '--no-build') o.build = false;
     else throw new Error(`unknown argument ${a}; see bench/run.ts`);
   }
+  o.maxReps = Math.max(o.reps, o.maxReps || 3 * o.reps);
   for (const p of o.only) if (!(PHASES as readonly string[]).includes(p)) throw new Error(`--only: unknown phase ${p}`);
   // A partial run must not overwrite the full report.
   o.out ??= o.only.size === PHASES.length ? path.join(REPO, 'BENCHMARKS.md') : undefined;
@@ -44,7 +46,7 @@ async function main(): Promise<void> {
   const args = parseArgs(argv);
   const began = performance.now();
   const log = (line: string) => process.stdout.write(`${line}\n`);
-  const opt: Options = { reps: args.reps, scale: args.scale, log };
+  const opt: Options = { reps: args.reps, maxReps: args.maxReps, scale: args.scale, log };
   if (args.build) {
     log('building hostvol (tsc -p tsconfig.json)');
     execFileSync(path.join(REPO, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.json'], { cwd: REPO, stdio: 'inherit' });
@@ -54,7 +56,7 @@ async function main(): Promise<void> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hostvol-bench-'));
   const samples = emptySamples();
   const figures: Figure[] = [];
-  let engine: EngineResult = { lines: ['Not run (--only).'], targets: [] };
+  let engine: EngineResult = { lines: ['Not run (--only).'], figures: [] };
   try {
     const ds: Record<number, Dataset> = {};
     const need = (n: number) => async () => (ds[n] ??= await makeDataset(tmp, n));
@@ -77,6 +79,20 @@ async function main(): Promise<void> {
         await runFigures(s, figs1k, samples, opt);
       });
     }
+    if (args.only.has('slowfsync')) {
+      const d = await need(1000)();
+      const shim = buildShim(d.dir, FSYNC_DELAY_MS);
+      if ('notRun' in shim) {
+        samples.shim = shim;
+        log(`\n== fsync delayed: not run: ${shim.notRun}`);
+      } else {
+        samples.shim = { fsyncMs: shim.fsyncMs, delayMs: FSYNC_DELAY_MS };
+        log(`\n== 1,000 volumes, fsync under ${d.dir} delayed (one fsync took ${fmt(shim.fsyncMs)} ms with the shim)`);
+        const f = slowFsyncFigure(1000);
+        figures.push(f);
+        await withBoth(d, (s) => runFigures(s, [f], samples, opt), shim.env);
+      }
+    }
     if (args.only.has('list')) {
       for (const n of [10_000, 100_000]) {
         const d = await need(n)();
@@ -96,29 +112,36 @@ async function main(): Promise<void> {
     }
     if (args.only.has('engine')) {
       log('\n== end to end through a real engine');
-      engine = await runEngine({ log });
+      engine = await runEngine({ log, n: args.engineRounds });
     }
   } finally {
+    const left = unmountUnder(tmp);
+    if (left.length) log(`unmounted what the servers left mounted: ${left.join(' ')}`);
     fs.rmSync(tmp, { recursive: true, force: true });
   }
   load.after = os.loadavg();
   const runtimeS = (performance.now() - began) / 1000;
 
-  const rows: Row[] = loadRows(figures, samples);
+  const rows = [...loadRows(figures, samples), ...otherRows(samples)];
+  const goals = targets({
+    load: samples.load,
+    startup100k: samples.startup['100000'],
+    rssAfterLists: samples.rss[`after ${LIST_BURST} Lists, 100000 volumes`]?.hostvol,
+    rssSustained: samples.rss['after List, 100000 volumes']?.hostvol,
+    fsyncDelayMs: FSYNC_DELAY_MS,
+    shimNotRun: samples.shim && 'notRun' in samples.shim ? samples.shim.notRun : undefined,
+    engine: engine.figures,
+  });
   log('\n== summary (medians)');
   for (const r of rows) {
-    log(`  ${`${r.figure}, ${r.metric}`.padEnd(70)} floor ${fmt(r.floor).padStart(8)}  hostvol ${fmt(r.hostvol).padStart(8)}  ratio ${fmt(r.ratio)}×${r.target ? `  target ${r.target}: ${r.met ? 'met' : 'NOT MET'}` : ''}`);
+    log(`  ${`${r.figure}, ${r.metric}`.padEnd(70)} floor ${fmt(r.floor).padStart(8)}  hostvol ${fmt(r.hostvol).padStart(8)}  ratio ${fmt(r.ratio)}×  (${r.reps} reps)`);
   }
-  for (const l of engine.lines) log(`  ${l}`);
-
-  if (args.step) {
-    const steps = readSteps().filter((s) => s.label !== args.step);
-    steps.push({ label: args.step, date: new Date().toISOString(), commit, rows: stepRows(figures, samples) });
-    fs.writeFileSync(STEPS_FILE, `${JSON.stringify(steps, null, 2)}\n`);
-    log(`recorded step "${args.step}" in ${path.relative(REPO, STEPS_FILE)}`);
-  }
+  for (const l of targetTable(goals)) log(`  ${l}`);
   if (args.out) {
-    fs.writeFileSync(args.out, render({ commit, figures, samples, engine, reps: args.reps, tmp, load, runtimeS, argv, notes: notes([...loadRows(figures, samples), ...otherRows(samples)], samples, engine.targets) }));
+    const text = render({
+      commit, figures, samples, engine, targets: goals, reps: args.reps, maxReps: args.maxReps, tmp, load, runtimeS, argv, notes: notes(rows, samples),
+    });
+    fs.writeFileSync(args.out, text);
     log(`wrote ${path.relative(REPO, args.out) || args.out}`);
   }
   log(`bench took ${fmt(runtimeS)} s`);

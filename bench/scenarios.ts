@@ -1,9 +1,10 @@
 // What is measured: the load figures (each run against the floor and hostvol, interleaved, the
-// order alternating per repetition), start-up and peak RSS. Results are raw samples; report.ts
-// takes the medians.
+// order alternating per repetition, some with a second client alongside), start-up and peak RSS.
+// Results are raw samples; report.ts takes the medians and targets.ts decides the targets.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runLoad, type LoadResult, type LoadSpec, type Work } from './loadgen';
+import { GATES, readable, startupReadable } from './targets';
 import { names, peakRssMb, start, volumeName, type Dataset, type Kind, type Running } from './servers';
 import { fmt, median, quantile } from './stats';
 import { okJson, oneRequest } from './wire';
@@ -15,6 +16,8 @@ export interface Figure {
   concurrency: number;
   durationMs: number;
   work: Work;
+  /** Run at the same time by a second load generator (c=1); its result is kept under `${id}-bg`. */
+  background?: Work;
 }
 
 export interface Samples {
@@ -28,9 +31,13 @@ export interface Samples {
   replyBytes: Record<string, Record<Kind, number>>;
   /** This disk's cost of one durable commit: a 4 KiB append + fsync, ms. */
   fsync?: { p50: number; p90: number };
+  /** The fsync-delay shim: what one fsync under its prefix took with it loaded, or why it was not run. */
+  shim?: { fsyncMs: number; delayMs: number } | { notRun: string };
+  /** figure id → how many repetitions it got (more than --reps when its target was unreadable). */
+  reps: Record<string, number>;
 }
 
-export const emptySamples = (): Samples => ({ load: {}, startup: {}, rss: {}, replyBytes: {} });
+export const emptySamples = (): Samples => ({ load: {}, startup: {}, rss: {}, replyBytes: {}, reps: {} });
 
 /** 4 KiB append + fsync, 200 times, in `dir` (where the stores live): what each durable commit waits for. */
 export function measureFsync(dir: string, out: Samples): void {
@@ -54,12 +61,16 @@ export function measureFsync(dir: string, out: Samples): void {
 
 export interface Options {
   reps: number;
+  /** Ceiling for the extra repetitions a figure gets while its target is unreadable. */
+  maxReps: number;
   /** Scales every duration (0.5 for a quick look). */
   scale: number;
   log: (line: string) => void;
 }
 
 const WARMUP_MS = 250;
+/** Every window holds at least this many measured operations (see LoadSpec.minOps). */
+const MIN_OPS = 5;
 export const LIST_BURST = 10;
 
 export function getFigures(count: number): Figure[] {
@@ -79,7 +90,7 @@ export function listFigure(count: number): Figure {
   };
 }
 
-/** Create+Remove next to 100k volumes: Create compares the new path with every volume's. */
+/** Create+Remove next to 100k volumes, against the same figure next to 1k: does a Create's cost grow with the volumes? */
 export function createRemove100k(): Figure {
   return { id: 'cr-c1-100k', title: 'Create+Remove pairs, c=1, 100,000 volumes', mode: 'keepalive', concurrency: 1, durationMs: 1500, work: { kind: 'createRemove', prefix: 'be' } };
 }
@@ -91,17 +102,27 @@ export function durableFigures(): Figure[] {
   return [
     { id: 'cr-c1', title: 'Create+Remove pairs, c=1', mode: 'keepalive', concurrency: 1, durationMs: 1500, work: { kind: 'createRemove', prefix: 'bc' } },
     { id: 'cr-c16', title: 'Create+Remove pairs, c=16', mode: 'keepalive', concurrency: 16, durationMs: 1500, work: { kind: 'createRemove', prefix: 'bd' } },
-    { id: 'mu-rw', title: 'Mount+Unmount pairs, rw (no bind mount), c=1', mode: 'keepalive', concurrency: 1, durationMs: 1500, work: { kind: 'mountUnmount', volumes: [MOUNT_RW] } },
-    { id: 'mu-ro', title: 'Mount+Unmount pairs, ro (bind mount + remount ro), c=1', mode: 'keepalive', concurrency: 1, durationMs: 1500, work: { kind: 'mountUnmount', volumes: [MOUNT_RO] } },
+    { id: 'mu-rw', title: 'Mount+Unmount pairs, rw, c=1', mode: 'keepalive', concurrency: 1, durationMs: 1500, work: { kind: 'mountUnmount', volumes: [MOUNT_RW] } },
+    { id: 'mu-ro', title: 'Mount+Unmount pairs, ro, c=1', mode: 'keepalive', concurrency: 1, durationMs: 1500, work: { kind: 'mountUnmount', volumes: [MOUNT_RO] } },
   ];
 }
 
+export const FSYNC_DELAY_MS = 200;
+
+/** Get latency while a second client runs Create+Remove and every fsync under the run's directory is delayed. */
+export function slowFsyncFigure(count: number): Figure {
+  return {
+    id: 'get-during-cr-slowfsync', title: `Get, c=1, while another client runs Create+Remove, fsync delayed ${FSYNC_DELAY_MS} ms`,
+    mode: 'keepalive', concurrency: 1, durationMs: 3000, work: { kind: 'get', names: names(count) }, background: { kind: 'createRemove', prefix: 'bs' },
+  };
+}
+
 /** Starts both servers on one dataset, runs `body`, stops both (also on failure). */
-export async function withBoth(ds: Dataset, body: (s: Record<Kind, Running>) => Promise<void>): Promise<void> {
+export async function withBoth(ds: Dataset, body: (s: Record<Kind, Running>) => Promise<void>, env: Record<string, string> = {}): Promise<void> {
   const probe = ds.count ? volumeName(0) : 'none';
-  const floor = await start('floor', ds, probe);
+  const floor = await start('floor', ds, probe, env);
   try {
-    const hostvol = await start('hostvol', ds, probe);
+    const hostvol = await start('hostvol', ds, probe, env);
     try {
       await body({ floor, hostvol });
     } finally {
@@ -137,32 +158,41 @@ export async function createMountVolumes(s: Record<Kind, Running>): Promise<void
   }
 }
 
-/** Every figure against both servers, `reps` times, interleaved: figure by figure, order alternating. */
+/**
+ * Every figure against both servers, interleaved: figure by figure, the order alternating per
+ * repetition. After `reps` rounds, a figure whose target the spread leaves undecided (GATES,
+ * targets.ts) gets further rounds, up to `maxReps`: noise buys repetitions, not a looser target.
+ */
 export async function runFigures(s: Record<Kind, Running>, figures: Figure[], out: Samples, opt: Options): Promise<void> {
-  for (let rep = 0; rep < opt.reps; rep++) {
-    for (const f of figures) {
+  const undecided = (f: Figure) => GATES[f.id] !== undefined && !readable(GATES[f.id], out.load[f.id]);
+  for (let rep = 0; rep < opt.maxReps; rep++) {
+    const round = rep < opt.reps ? figures : figures.filter(undecided);
+    if (!round.length) break;
+    for (const f of round) {
       const order: Kind[] = rep % 2 === 0 ? ['floor', 'hostvol'] : ['hostvol', 'floor'];
-      for (const kind of order) {
-        const r = await runLoad({
-          socket: s[kind].socket,
-          serverPid: s[kind].pid,
-          mode: f.mode,
-          concurrency: f.concurrency,
-          warmupMs: WARMUP_MS * opt.scale,
-          durationMs: f.durationMs * opt.scale,
-          maxOps: 2_000_000,
-          work: f.work,
-        });
-        if (r.errors) throw new Error(`${f.title} on ${kind}: ${r.errors} failed requests, first: ${r.firstError}`);
-        ((out.load[f.id] ??= { floor: [], hostvol: [] })[kind]).push(r);
-        opt.log(
-          `  [${rep + 1}/${opt.reps}] ${f.title.padEnd(56)} ${kind.padEnd(7)} ${fmt(r.opsPerSec).padStart(7)} op/s  ` +
-            `p50 ${fmt(r.p50Ms * 1000).padStart(6)} µs  p99 ${fmt(r.p99Ms * 1000).padStart(6)} µs  ` +
-            `cpu: server ${fmt(r.serverCpu * 100)}%, load generator ${fmt(r.loadgenCpu * 100)}%`,
-        );
-      }
+      for (const kind of order) await runOnce(s[kind], f, out, opt, rep);
+      out.reps[f.id] = rep + 1;
     }
   }
+}
+
+async function runOnce(server: Running, f: Figure, out: Samples, opt: Options, rep: number): Promise<void> {
+  const spec = (work: Work, concurrency: number) => ({
+    socket: server.socket, serverPid: server.pid, mode: f.mode, concurrency, work, maxOps: 2_000_000, minOps: MIN_OPS,
+    warmupMs: WARMUP_MS * opt.scale, durationMs: f.durationMs * opt.scale,
+  });
+  const [r, bg] = await Promise.all([runLoad(spec(f.work, f.concurrency)), f.background ? runLoad(spec(f.background, 1)) : undefined]);
+  for (const [id, x] of [[f.id, r], [`${f.id}-bg`, bg]] as const) {
+    if (!x) continue;
+    if (x.errors) throw new Error(`${f.title} on ${server.kind}${id === f.id ? '' : ' (background)'}: ${x.errors} failed requests, first: ${x.firstError}`);
+    ((out.load[id] ??= { floor: [], hostvol: [] })[server.kind]).push(x);
+  }
+  opt.log(
+    `  [${rep + 1}] ${f.title.padEnd(56)} ${server.kind.padEnd(7)} ${fmt(r.opsPerSec).padStart(7)} op/s  ` +
+      `p50 ${fmt(r.p50Ms * 1000).padStart(6)} µs  p99 ${fmt(r.p99Ms * 1000).padStart(6)} µs  ` +
+      `cpu: server ${fmt(r.serverCpu * 100)}%, load generator ${fmt(r.loadgenCpu * 100)}%` +
+      (bg ? `; background ${fmt(bg.opsPerSec)} op/s` : ''),
+  );
 }
 
 export function recordRss(s: Record<Kind, Running>, label: string, out: Samples): void {
@@ -172,7 +202,9 @@ export function recordRss(s: Record<Kind, Running>, label: string, out: Samples)
 
 /** Exec to first answered Get, on each dataset, interleaved; also the peak RSS right after start. */
 export async function runStartup(datasets: Dataset[], out: Samples, opt: Options): Promise<void> {
-  for (let rep = 0; rep < opt.reps; rep++) {
+  for (let rep = 0; rep < opt.maxReps; rep++) {
+    // Beyond --reps only while the 100k start-up target is undecided by the repetitions so far.
+    if (rep >= opt.reps && startupReadable(out.startup['100000'])) break;
     for (const ds of datasets) {
       const order: Kind[] = rep % 2 === 0 ? ['floor', 'hostvol'] : ['hostvol', 'floor'];
       for (const kind of order) {

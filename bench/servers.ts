@@ -1,13 +1,15 @@
 // The two servers under test as child processes (hostvol exactly as dockerd meets it: `node dist/cli.js
 // serve`), their start-up time (exec to first answered Get), peak RSS, and the pre-populated stores.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { oneRequest } from './wire';
 
-export const REPO = path.resolve(__dirname, '../../..') // bench/out/bench;
+export const REPO = path.resolve(__dirname, '../../..'); // from bench/out/bench
 export const CLI_JS = path.join(REPO, 'dist/cli.js');
+/** hostvol's own libc calls, which the floor's Mount uses too (same syscalls, same worker thread). */
+export const LIBC_JS = path.join(REPO, 'dist/host/libc.js');
 const FLOOR_JS = path.join(__dirname, 'floor.js');
 
 export type Kind = 'floor' | 'hostvol';
@@ -18,7 +20,10 @@ export interface Dataset {
   dir: string;
   dataRoot: string;
   stateDir: string;
+  /** The floor's own copy of the store, data root and mounts dir: the two never touch each other's files. */
   floorDb: string;
+  floorDataRoot: string;
+  floorMounts: string;
 }
 
 export interface Running {
@@ -33,16 +38,19 @@ export interface Running {
 export const volumeName = (i: number) => `bv${String(i).padStart(6, '0')}`;
 export const names = (count: number) => Array.from({ length: count }, (_, i) => volumeName(i));
 
-/** Starts one server on a dataset and waits until it answers a Get for `probe` (any answer counts). */
-export async function start(kind: Kind, ds: Dataset, probe: string): Promise<Running> {
+/**
+ * Starts one server on a dataset and waits until it answers a Get for `probe` (any answer counts).
+ * `env` is added to the environment (LD_PRELOAD for the fsync-delay figure).
+ */
+export async function start(kind: Kind, ds: Dataset, probe: string, env: Record<string, string> = {}): Promise<Running> {
   const socket = path.join(ds.dir, `${kind}.sock`);
   const log = fs.openSync(path.join(ds.dir, `${kind}.log`), 'a');
   const argv =
     kind === 'hostvol'
       ? [CLI_JS, 'serve', '--socket', socket, '--data-root', ds.dataRoot, '--state-dir', ds.stateDir, '--log-level', 'info']
-      : [FLOOR_JS, socket, fs.existsSync(ds.floorDb) ? ds.floorDb : '-', fs.realpathSync(ds.dataRoot), path.join(fs.realpathSync(ds.stateDir), 'mounts')];
+      : [FLOOR_JS, socket, ds.floorDb, fs.realpathSync(ds.floorDataRoot), ds.floorMounts, LIBC_JS];
   const t0 = performance.now();
-  const child = spawn(process.execPath, argv, { stdio: ['ignore', log, log] });
+  const child = spawn(process.execPath, argv, { stdio: ['ignore', log, log], env: { ...process.env, ...env } });
   fs.closeSync(log);
   let exited: string | undefined;
   const gone = new Promise<void>((resolve) =>
@@ -102,8 +110,10 @@ export async function makeDataset(root: string, count: number): Promise<Dataset>
     dataRoot: path.join(dir, 'data'),
     stateDir: path.join(dir, 'state'),
     floorDb: path.join(dir, 'floor.db'),
+    floorDataRoot: path.join(dir, 'floor-data'),
+    floorMounts: path.join(dir, 'floor-mounts'),
   };
-  fs.mkdirSync(dir, { recursive: true });
+  fs.mkdirSync(ds.floorDataRoot, { recursive: true });
   const h = await start('hostvol', ds, 'none');
   await h.stop();
   const dataRoot = fs.realpathSync(ds.dataRoot);
@@ -120,6 +130,20 @@ export async function makeDataset(root: string, count: number): Promise<Dataset>
     }
   })();
   db.close();
-  if (count > 0) fs.copyFileSync(path.join(ds.stateDir, 'hostvol.db'), ds.floorDb);
+  fs.copyFileSync(path.join(ds.stateDir, 'hostvol.db'), ds.floorDb);
   return ds;
+}
+
+/**
+ * Detaches every mount under `dir` (deepest first), so that removing the run's directory cannot
+ * descend through a bind mount a killed server left behind. Returns what it unmounted.
+ */
+export function unmountUnder(dir: string): string[] {
+  const real = fs.realpathSync(dir);
+  // mountinfo field 5 is the mount point, with space, tab, newline and backslash octal-escaped.
+  const points = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4])
+    .filter((p): p is string => !!p).map((p) => p.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8))))
+    .filter((p) => p.startsWith(`${real}/`)).sort((a, b) => b.length - a.length);
+  for (const p of points) execFileSync('umount', ['-l', p]);
+  return points;
 }
