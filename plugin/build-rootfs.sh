@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds plugin/rootfs for the managed plugin from this machine: the Node binary and the libraries
-# ldd lists, hostvol's dist/ and production node_modules, mount/umount and setfattr with their
-# libraries, and the empty directories config.json mounts onto. Run from the repo root (make plugin).
+# ldd lists, hostvol's dist/ and production node_modules, and the empty directories config.json mounts
+# onto. hostvol spawns nothing (mounts and xattrs are libc calls through koffi), so no other binary
+# goes in. Run from the repo root (make plugin).
 set -euo pipefail
 OUT=plugin
 R=$OUT/rootfs
@@ -17,14 +18,12 @@ copy_bin() { # copy a binary and every shared library it links to the same paths
   done
 }
 copy_bin "$(command -v node)" /usr/bin/node
-copy_bin "$(command -v mount)" /bin/mount
-copy_bin "$(command -v umount)" /bin/umount
-copy_bin "$(command -v setfattr)" /usr/bin/setfattr
-ln -sf /proc/self/mounts "$R/etc/mtab"   # mount(8) reads the mount table here
 
 cp -r dist package.json package-lock.json "$R/app/"
 # Production dependencies only, pruned from the already built tree (no second native build).
-cp -a node_modules "$R/app/node_modules"
+# Its contents, not the directory: node_modules may be a symlink (a git worktree sharing one install),
+# and npm prune below must never run through it into the original.
+mkdir -p "$R/app/node_modules" && cp -a node_modules/. "$R/app/node_modules/"
 (cd "$R/app" && npm prune --omit=dev --no-audit --no-fund --ignore-scripts >/dev/null 2>&1 && rm package-lock.json)
 # The native addon is all better-sqlite3 needs at run time; drop its sources and build leftovers.
 rm -rf "$R/app/node_modules/better-sqlite3/"{deps,src} "$R/app/node_modules/better-sqlite3/build/"{Release/obj*,Release/.deps,Release/test_extension.node,deps}
