@@ -34,7 +34,8 @@ const mountsOf = (pid: string) => readMounts(Number(pid)).catch((): MountEntry[]
  * that did reach a namespace which then pivot-rooted either went away with the old root (detached,
  * as runc does) or is shown under the old root's new place, outside ownMountsDir, and counted: the
  * lease is then kept, the safe side. Only a mount at a path inside ownMountsDir is ignored, and nothing
- * but hostvol's binds and their copies has reason to be there.
+ * but hostvol's binds and their copies has reason to be there; and so is a mount in the peer group of
+ * one of our binds (or a slave of it), which is how a managed plugin's binds show on the host.
  */
 export async function mountedElsewhere(dir: string, ownMountsDir: string): Promise<boolean | undefined> {
   const pids = (await fs.promises.readdir('/proc')).filter((p) => /^\d+$/.test(p));
@@ -48,7 +49,17 @@ export async function mountedElsewhere(dir: string, ownMountsDir: string): Promi
   }
   if (!holder) return undefined;
   const root = path.join(holder.root, path.relative(holder.mountPoint, dir));
-  const uses = (m: MountEntry) => m.dev === holder.dev && isInside(m.root, root) && !isInside(m.mountPoint, ownMountsDir);
+  // Peer groups of our own binds: a copy that propagated elsewhere is in the same group (shared:N)
+  // or a slave of it (master:N), wherever it shows: in the host's view of a managed plugin's
+  // propagated mount, or in a slave namespace. Containers' mounts are rprivate, in no group of ours.
+  const ownGroups = new Set<string>();
+  for (const m of await readMounts()) {
+    if (m.mountPoint !== ownMountsDir && isInside(m.mountPoint, ownMountsDir)) {
+      for (const p of m.propagation) if (p.startsWith('shared:')) ownGroups.add(p.slice(7));
+    }
+  }
+  const copyOfOurs = (m: MountEntry) => m.propagation.some((p) => ownGroups.has(p.slice(p.indexOf(':') + 1)) && /^(shared|master):/.test(p));
+  const uses = (m: MountEntry) => m.dev === holder.dev && isInside(m.root, root) && !isInside(m.mountPoint, ownMountsDir) && !copyOfOurs(m);
 
   const namespaces = await inBatches(pids, nsOf);
   const seen = new Set([await nsOf('self')]);
