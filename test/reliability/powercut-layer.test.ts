@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { PowerCut, powercutToolsMissing } from './lib/powercut';
 
+jest.setTimeout(60_000); // each cut starts a new Python process: seconds on a loaded 2-core host
 const missing = powercutToolsMissing();
 const describeLayer = missing ? describe.skip : describe;
 if (missing) console.warn(`power-cut layer tests skipped: ${missing}`);
