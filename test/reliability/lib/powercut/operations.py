@@ -13,17 +13,9 @@ import traceback
 import pyfuse3
 
 from durable import DIR, Shadow, Snap, capture, kind_of, xattrs_of
+from inodes import ROOT, Inodes
 
-ROOT = pyfuse3.ROOT_INODE
 
-
-class Node:
-    __slots__ = ('links', 'fds', 'unsynced')
-
-    def __init__(self):
-        self.links = {}   # (parent id, name) -> None: every live name, in insertion order
-        self.fds = set()  # open backing fds, the only way to reach an inode with no names left
-        self.unsynced = 0  # bytes written since this inode's last fsync
 
 
 def op(fn):
@@ -42,13 +34,10 @@ def op(fn):
     return run
 
 
-class LazyFS(pyfuse3.Operations):
+class LazyFS(Inodes, pyfuse3.Operations):
     def __init__(self, backing):
-        super().__init__()
-        self.root = os.fsencode(os.path.abspath(backing))
-        self.nodes = {ROOT: Node()}
-        self.by_ino = {os.lstat(self.root).st_ino: ROOT}  # backing st_ino -> id, live inodes only
-        self.next_id = ROOT + 1
+        pyfuse3.Operations.__init__(self)
+        Inodes.__init__(self, os.fsencode(os.path.abspath(backing)))
         self.fh_ino = {}   # open fd -> id
         self.born = {}     # id -> creation Snap, for inodes created since mount
         self.shadow = Shadow()
@@ -74,40 +63,6 @@ class LazyFS(pyfuse3.Operations):
             else:
                 self.shadow.nodes[ino] = capture(p, cst, with_content=True)
 
-    # -- live inode table -------------------------------------------------------------------
-    def _id(self, st, parent, name):
-        ino = self.by_ino.get(st.st_ino)
-        if ino is None:
-            ino = self.by_ino[st.st_ino] = self.next_id
-            self.next_id += 1
-            self.nodes[ino] = Node()
-        self.nodes[ino].links[(parent, name)] = None
-        return ino
-
-    def _path(self, ino):
-        if ino == ROOT:
-            return self.root
-        node = self.nodes.get(ino)
-        if node is None or not node.links:
-            raise OSError(errno.ENOENT, 'inode has no name left')
-        parent, name = next(iter(node.links))
-        return os.path.join(self._path(parent), name)
-
-    def _stat(self, ino):
-        node = self.nodes.get(ino)
-        if ino != ROOT and node is not None and not node.links and node.fds:
-            return os.fstat(next(iter(node.fds)))
-        return os.lstat(self._path(ino))
-
-    def _attr(self, ino, st):
-        a = pyfuse3.EntryAttributes()
-        for k in ('st_mode', 'st_nlink', 'st_uid', 'st_gid', 'st_rdev', 'st_size', 'st_blksize',
-                  'st_blocks', 'st_atime_ns', 'st_mtime_ns', 'st_ctime_ns'):
-            setattr(a, k, getattr(st, k))
-        a.st_ino = ino
-        a.entry_timeout = a.attr_timeout = 1.0  # every change passes through the kernel anyway
-        return a
-
     def _entry(self, parent, name):
         st = os.lstat(os.path.join(self._path(parent), name))
         return self._attr(self._id(st, parent, name), st)
@@ -120,16 +75,6 @@ class LazyFS(pyfuse3.Operations):
         ino = self._id(st, parent, name)
         self.born[ino] = capture(p, st, with_content=False)
         return self._attr(ino, st)
-
-    def _unlinking(self, parent, name):
-        """Forgets a name about to disappear; a last name frees the backing st_ino for reuse."""
-        st = os.lstat(os.path.join(self._path(parent), name))
-        ino = self.by_ino.get(st.st_ino)
-        if ino is None:
-            return
-        self.nodes[ino].links.pop((parent, name), None)
-        if stat.S_ISDIR(st.st_mode) or st.st_nlink <= 1:
-            del self.by_ino[st.st_ino]
 
     # -- operations -------------------------------------------------------------------------
     @op
@@ -146,8 +91,8 @@ class LazyFS(pyfuse3.Operations):
 
     @op
     def setattr(self, ino, attr, fields, fh, ctx):
-        if fh not in self.fh_ino:
-            fh = None  # a directory handle is our id, not an fd: go by path
+        if self.fh_ino.get(fh) != ino:
+            fh = None  # a directory handle is our id, not an fd (and may equal one): go by path
         target = fh if fh is not None else self._path(ino)
         if fields.update_size:
             os.truncate(target, attr.st_size)
