@@ -69,6 +69,7 @@ describeLayer('lazyfs keeps exactly what was synced across a power cut', () => {
     test('a synced write (fsync or fdatasync) survives, a later unsynced truncate does not', async () => {
       write(at('old'), 'synced', { sync: true });
       fs.truncateSync(at('old'), 2);
+      expect(await pc.stats()).toMatchObject({ fsyncs: 1, fsyncdirs: 0 });
       await pc.cut();
       expect(read(at('old'))).toBe('synced');
       const fd = fs.openSync(at('old'), 'w');
