@@ -34,6 +34,7 @@ function serveCommand(): Command {
         .env('HOSTVOL_HOST_PATHS'),
     )
     .addOption(new Option('--boot-id-file <file>', 'kernel boot id, to drop leases after a reboot').env('HOSTVOL_BOOT_ID_FILE').default(defaults.bootIdFile).hideHelp())
+    .addOption(new Option('--stale-sweep-ms <ms>', 'first delay of the stale-lease sweeper').argParser((v) => Number(v)).hideHelp())
     .addHelpText('after', `\nDriver options (docker volume create -d hostvol -o key=value):\n  ${describeOptions().join('\n  ')}`)
     .action(async (flags: Record<string, string | string[] | undefined>) => {
       const config: Config = {
@@ -46,6 +47,7 @@ function serveCommand(): Command {
         propagatedMount: (flags.propagatedMount as string | undefined) || undefined,
         hostPaths: flags.hostPaths ? parseHostPaths(flags.hostPaths as string) : undefined,
         bootIdFile: flags.bootIdFile as string,
+        staleSweepMs: flags.staleSweepMs as unknown as number | undefined,
       };
       await serve(config);
     });

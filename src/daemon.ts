@@ -29,6 +29,8 @@ export interface Config {
   /** Managed mode: a host directory mounted into the plugin, which `-o path=` may use. */
   hostPaths?: HostPaths;
   bootIdFile: string;
+  /** First delay of the stale-lease sweeper, in ms (tests shorten it). */
+  staleSweepMs?: number;
 }
 
 export const defaults: Config = {
@@ -123,6 +125,7 @@ async function openDriver(config: Config, store: SqliteStore, log: Logger, mount
       bootId: readBootId(config.bootIdFile),
       hostPaths: config.hostPaths,
       inUse: (dir) => mountedElsewhere(dir, mountsDir),
+      sweepMs: config.staleSweepMs,
     },
     snapshot.generation,
   );

@@ -10,20 +10,17 @@ import { checkPlacement, deleteDirectory, locate, openDirectory, prepareDirector
 import { toHost } from './hostpaths';
 import { KeyedLock } from './keyed-lock';
 import { parseOptions, sameOptions, type VolumeOptions } from './options';
-import { StaleLeases, type SweepTarget } from './stale';
+import { StaleLeases, type StaleDeps, type SweepTarget } from './stale';
 import * as vol from './volume';
 import type { Volume } from './volume';
 import { VolumeTable } from './volume-table';
 
-export interface DriverDeps extends Placement {
+export interface DriverDeps extends Placement, StaleDeps {
   store: Store;
   mounter: Mounter;
   labeler: Labeler;
   log: Logger;
   layout: vol.Layout;
-  bootId: string;
-  /** True when a container somewhere has `dir` mounted; undefined when this process cannot tell. */
-  inUse(dir: string): Promise<boolean | undefined>;
 }
 
 /** What Get answers: the driver's own shape, mapped to the wire by the plugin layer. */

@@ -13,6 +13,8 @@ export interface StaleDeps {
   bootId: string;
   /** True when a container somewhere has `dir` mounted; undefined when this process cannot tell. */
   inUse(dir: string): Promise<boolean | undefined>;
+  /** Delay before the first sweep pass (default 5 s); it doubles while leases stay, up to 10 min. */
+  sweepMs?: number;
 }
 
 /** What the sweeper needs of the driver: its volumes, under the volume's lock, and the bind release. */
@@ -29,13 +31,17 @@ const MAX_PASS_MS = 10 * 60_000;
 
 export class StaleLeases {
   private sweeper: NodeJS.Timeout | undefined;
-  private delay = FIRST_PASS_MS;
+  private readonly firstMs: number;
+  private delay: number;
 
   constructor(
     private readonly deps: StaleDeps,
     /** Which dockerd we serve: advanced by every /Plugin.Activate, kept across our own restarts. */
     public generation: number,
-  ) {}
+  ) {
+    this.firstMs = deps.sweepMs ?? FIRST_PASS_MS;
+    this.delay = this.firstMs;
+  }
 
   /** Mount IDs from before dockerd's last Activate, or recorded by an earlier hostvol process. */
   ids(v: Volume): string[] {
@@ -70,10 +76,11 @@ export class StaleLeases {
   /**
    * Reclaims stale leases in the background. While some remain (a container still runs with
    * them), passes back off from 5 s to 10 min: each pass reads every process's mount table.
+   * Stops once none remain, or when this process cannot see containers at all.
    */
   sweep(target: SweepTarget, restart = false): void {
     if (restart) {
-      this.delay = FIRST_PASS_MS;
+      this.delay = this.firstMs;
       clearTimeout(this.sweeper);
       this.sweeper = undefined;
     }

@@ -148,7 +148,7 @@ describe('containers and volumes', () => {
     expect(busy.stderr).toMatch(/in use/);
     expect(calls(await hv.since(mark), 'Remove', v)).toHaveLength(0); // dockerd refuses by itself
     // hostvol refuses too when asked directly (other hosts, lost references)
-    expect((await hv.call('/VolumeDriver.Remove', { Name: v })).Err).toBe(`volume "${v}" is in use by 2 mount(s); stop the containers using it first`);
+    expect((await hv.call('/VolumeDriver.Remove', { Name: v })).Err).toBe(`volume "${v}" is in use by 2 mount(s) and a container still has it mounted; stop the containers using it first`);
 
     await s.docker(['stop', c1]);
     expect((await exec(c2, 'echo three > /d/three && cat /d/one /d/three')).stdout).toBe('one\nthree\n');
