@@ -56,14 +56,26 @@ export function snapshotTree(roots: string[], exclude: string[]): FsSnapshot {
   return out;
 }
 
-export function diffTrees(before: FsSnapshot, after: FsSnapshot): string[] {
-  const out: string[] = [];
-  for (const [p, d] of before) {
+/**
+ * Every entry of either snapshot, with what changed about it: which fields ("mode owner xattrs …"),
+ * "removed" or "created"; `change` is undefined for an entry that is the same.
+ */
+export function compareTrees(before: FsSnapshot, after: FsSnapshot): { path: string; change?: string }[] {
+  const fields = (d: string) => new Map(d.split(' ').map((f, i) => (f.includes('=') && !f.startsWith('xattrs') ? [f.split('=')[0], f] : [i === 0 ? 'type' : f.startsWith('xattrs') ? 'xattrs' : `#${i}`, f])));
+  const out: { path: string; change?: string }[] = [];
+  for (const p of new Set([...before.keys(), ...after.keys()])) {
+    const b = before.get(p);
     const a = after.get(p);
-    if (a === undefined) out.push(`removed: ${p} (was ${d})`);
-    else if (a !== d) out.push(`changed: ${p}: ${d} => ${a}`);
+    if (b === a) out.push({ path: p });
+    else if (a === undefined) out.push({ path: p, change: `removed (was ${b})` });
+    else if (b === undefined) out.push({ path: p, change: `created (${a})` });
+    else {
+      const fb = fields(b);
+      const fa = fields(a);
+      const what = [...new Set([...fb.keys(), ...fa.keys()])].filter((k) => fb.get(k) !== fa.get(k)).map((k) => (k.startsWith('#') ? 'content' : k));
+      out.push({ path: p, change: `changed ${what.join(', ')}: ${b} => ${a}` });
+    }
   }
-  for (const [p, d] of after) if (!before.has(p)) out.push(`created: ${p} (${d})`);
   return out;
 }
 
