@@ -34,7 +34,10 @@ export async function realLocation(p: string): Promise<string> {
         // A dangling symlink: its target could be anywhere, and mkdir -p would fail on it anyway.
         const st = await fs.promises.lstat(next).catch(() => undefined);
         if (st?.isSymbolicLink()) {
-          throw new PathError(`${shown(next)} is a symbolic link to ${shown(await fs.promises.readlink(next))}, which does not exist`);
+          // Read once more: the name may have changed again meanwhile (someone is swapping it).
+          const target = await fs.promises.readlink(next).catch(() => undefined);
+          if (target === undefined) throw new PathError(`${shown(next)} changed while it was being resolved; try again`);
+          throw new PathError(`${shown(next)} is a symbolic link to ${shown(target)}, which does not exist`);
         }
         return path.resolve(cur, ...parts.slice(i));
       }
