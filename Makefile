@@ -18,12 +18,12 @@ dist/cli.js: node_modules/.installed tsconfig.json $(shell find src -name '*.ts'
 
 build: dist/cli.js
 
-# setfattr/getfattr write and read SELinux labels for the z/Z options.
+# getfattr/setfattr: the tests read and write SELinux labels with them (hostvol itself calls libc).
 system-deps:
 	@command -v setfattr >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends attr; }
 
 # Serves on the default socket with the embedded store (needs root: /run/docker/plugins, mount(2)).
-run: build system-deps
+run: build
 	node dist/cli.js serve $(ARGS)
 
 # Docker's engine (Debian docker.io) and busybox for the end-to-end suites.
