@@ -12,7 +12,27 @@ import { describeIssues, endpoints, type Route } from './protocol';
 
 export const BODY_LIMIT = '64kb';
 
-type Handler<R extends Route> = (driver: Driver, req: z.infer<(typeof endpoints)[R]['request']>) => z.input<(typeof endpoints)[R]['response']> | Promise<z.input<(typeof endpoints)[R]['response']>>;
+/** A reply already encoded as JSON: sent as it is. */
+class Encoded {
+  constructor(readonly body: Buffer) {}
+}
+
+type Reply<R extends Route> = z.input<(typeof endpoints)[R]['response']>;
+type Handler<R extends Route> = (driver: Driver, req: z.infer<(typeof endpoints)[R]['request']>) => Reply<R> | Encoded | Promise<Reply<R>>;
+
+/**
+ * dockerd lists every volume on `docker volume ls` and on every start; with 100k volumes the reply
+ * is megabytes of JSON. It is encoded once per change of the volume table, not once per request:
+ * repeated Lists then cost a lookup, and do not leave megabytes of garbage each.
+ */
+let listCache: { driver: Driver; version: number; reply: Encoded } | undefined;
+function listReply(d: Driver): Encoded {
+  if (listCache?.driver !== d || listCache.version !== d.volumes.version) {
+    const reply: Reply<'/VolumeDriver.List'> = { Volumes: d.list().map((v) => ({ Name: v.name, Mountpoint: v.mountpoint })) };
+    listCache = { driver: d, version: d.volumes.version, reply: new Encoded(Buffer.from(JSON.stringify(reply))) };
+  }
+  return listCache.reply;
+}
 
 const handlers: { [R in Route]: Handler<R> } = {
   // Legacy discovery only; managed plugins are never activated but answering is harmless.
@@ -26,7 +46,7 @@ const handlers: { [R in Route]: Handler<R> } = {
     const v = d.get(r.Name);
     return { Volume: { Name: v.name, Mountpoint: v.mountpoint, CreatedAt: v.createdAt, Status: v.status } };
   },
-  '/VolumeDriver.List': (d) => ({ Volumes: d.list().map((v) => ({ Name: v.name, Mountpoint: v.mountpoint })) }),
+  '/VolumeDriver.List': (d) => listReply(d),
   // Scope local: the directories are on this host; dockerd asks once (legacy) or before every call (managed).
   '/VolumeDriver.Capabilities': () => ({ Capabilities: { Scope: 'local' } }),
 };
@@ -43,7 +63,7 @@ function routeOf(req: http.IncomingMessage): Route | undefined {
 }
 
 function sendJson(res: http.ServerResponse, reply: unknown): void {
-  const body = Buffer.from(JSON.stringify(reply));
+  const body = reply instanceof Encoded ? reply.body : Buffer.from(JSON.stringify(reply));
   res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': body.length });
   res.end(body);
 }
@@ -81,7 +101,9 @@ export function createApp(ready: Promise<Driver>, log: Logger): http.RequestList
     const started = performance.now();
     const answer = (reply: unknown): void => {
       sendJson(res, reply);
-      if (log.isLevelEnabled('debug')) log.debug({ route, body, reply, ms: +(performance.now() - started).toFixed(3) }, 'request');
+      if (log.isLevelEnabled('debug')) {
+        log.debug({ route, body, reply: reply instanceof Encoded ? JSON.parse(reply.body.toString()) : reply, ms: +(performance.now() - started).toFixed(3) }, 'request');
+      }
     };
     const failed = (err: unknown): { Err: string } => {
       // dockerd asks Get for every name before creating it: a miss there is normal traffic.

@@ -82,6 +82,7 @@ export class Driver {
         await prepareDirectory(v, this.deps.confinement, this.deps.labeler);
         await this.deps.store.setState(name, 'ready');
         v.state = 'ready';
+        this.volumes.touch();
       } catch (err) {
         await this.undoCreate(v);
         const msg = describe(err);

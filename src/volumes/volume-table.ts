@@ -17,7 +17,16 @@ export class VolumeTable extends Map<string, Volume> {
   /** Built on the first question, not at start-up: loading 100k volumes should not wait for it. */
   private indexed = false;
 
+  /** Advances with every change to what List shows, so an encoded List reply can be reused until then. */
+  version = 0;
+
+  /** A volume changed in place (its state): what List shows may differ. */
+  touch(): void {
+    this.version++;
+  }
+
   override set(name: string, v: Volume): this {
+    this.version++;
     if (this.indexed) {
       const old = super.get(name);
       if (old) this.unindex(old);
@@ -27,12 +36,14 @@ export class VolumeTable extends Map<string, Volume> {
   }
 
   override delete(name: string): boolean {
+    this.version++;
     const old = super.get(name);
     if (old && this.indexed) this.unindex(old);
     return super.delete(name);
   }
 
   override clear(): void {
+    this.version++;
     this.byPath.clear();
     this.below.clear();
     super.clear();

@@ -267,3 +267,24 @@ describe('a failed create on an existing path', () => {
     }
   });
 });
+
+describe('List while a Create is in flight', () => {
+  test('a List taken while a Create waits shows it once the Create is answered', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let entered!: () => void;
+    const inside = new Promise<void>((r) => (entered = r));
+    const slow = await sandbox({}, { labeler: { enabled: true, relabel: async () => (entered(), gate) } });
+    try {
+      const names = async () => (await slow.call('/VolumeDriver.List', {})).Volumes.map((v: { Name: string }) => v.Name);
+      const creating = slow.call('/VolumeDriver.Create', { Name: 'inflight', Opts: { z: '' } });
+      await inside;
+      expect(await names()).not.toContain('inflight'); // not yet acknowledged: not listed
+      release();
+      expect(await creating).toEqual({});
+      expect(await names()).toContain('inflight');
+    } finally {
+      await destroy(slow);
+    }
+  });
+});

@@ -119,3 +119,16 @@ test('bytes that are not HTTP get a JSON Err and a closed connection, and the se
   expect(JSON.parse(reply.split('\r\n\r\n')[1]).Err).toMatch(/malformed HTTP request/);
   expect(await sb.call('/VolumeDriver.Capabilities', {})).toEqual({ Capabilities: { Scope: 'local' } });
 });
+
+describe('List is encoded once per change', () => {
+  test('a Create, a Remove or a finished Create shows in the next List, never a stale reply', async () => {
+    const names = async () => (await sb.call('/VolumeDriver.List', {})).Volumes.map((v: { Name: string }) => v.Name) as string[];
+    const before = await names();
+    expect(await names()).toEqual(before);
+    await sb.call('/VolumeDriver.Create', { Name: 'lc-new', Opts: null });
+    expect(await names()).toContain('lc-new');
+    await sb.call('/VolumeDriver.Remove', { Name: 'lc-new' });
+    expect(await names()).not.toContain('lc-new');
+    expect(await names()).toEqual(before);
+  });
+});
