@@ -9,6 +9,7 @@ import { stopLibc } from '../../src/host/libc';
 import { mountedElsewhere } from '../../src/host/inuse';
 import { systemMounter } from '../../src/host/mounter';
 import { readMounts } from '../../src/host/mountinfo';
+import { unmountAndRemove } from './support';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hv-inuse-'));
 const vol = path.join(dir, 'vol');
@@ -55,14 +56,7 @@ const inUse = (d: string) => mountedElsewhere(d, ownMounts);
 
 afterAll(async () => {
   for (const c of children) await stop(c);
-  for (const m of (await readMounts()).map((e) => e.mountPoint).filter((p) => p.startsWith(`${dir}/`)).reverse()) {
-    try {
-      execFileSync('/usr/bin/umount', ['-l', m], { stdio: 'ignore' });
-    } catch {
-      // gone with a mount above it that was detached first
-    }
-  }
-  fs.rmSync(dir, { recursive: true, force: true });
+  await unmountAndRemove(dir);
   await stopLibc();
 });
 

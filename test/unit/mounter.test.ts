@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { stopLibc } from '../../src/host/libc';
 import { legacyBind, MountError, systemMounter as mounter } from '../../src/host/mounter';
 import { readMounts } from '../../src/host/mountinfo';
+import { unmountAndRemove } from './support';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hv-mounter-'));
 const src = path.join(dir, 'src');
@@ -31,14 +32,7 @@ async function bindDir(p: string, target: string, readOnly: boolean): Promise<vo
 const writeFails = (p: string) => fs.promises.writeFile(path.join(p, 'probe'), 'x').then(() => 'written', (e) => e.code);
 
 afterAll(async () => {
-  for (const m of (await readMounts()).map((e) => e.mountPoint).filter((p) => p.startsWith(`${dir}/`)).reverse()) {
-    try {
-      execFileSync('/usr/bin/umount', ['-l', m], { stdio: 'ignore' });
-    } catch {
-      // gone with a mount above it that was detached first
-    }
-  }
-  fs.rmSync(dir, { recursive: true, force: true });
+  await unmountAndRemove(dir);
   await stopLibc();
 });
 

@@ -68,11 +68,20 @@ export async function sandbox(overrides: Partial<Config> = {}, inject: { labeler
 /** Stops the daemon, unmounts anything left below the sandbox and deletes it. */
 export async function destroy(sb: Sandbox): Promise<void> {
   await sb.stop().catch(() => undefined);
-  const { mountPoints } = await import('../../src/host/mountinfo');
-  for (const m of mountPoints().filter((p) => p.startsWith(`${sb.dir}/`)).reverse()) {
-    require('node:child_process').execFileSync('umount', ['-l', m]);
+  await unmountAndRemove(sb.dir);
+}
+
+/** Detaches every mount below `dir` (deepest first) and deletes the directory. */
+export async function unmountAndRemove(dir: string): Promise<void> {
+  const { readMounts } = await import('../../src/host/mountinfo');
+  for (const m of (await readMounts()).map((e) => e.mountPoint).filter((p) => p.startsWith(`${dir}/`)).reverse()) {
+    try {
+      require('node:child_process').execFileSync('/usr/bin/umount', ['-l', m], { stdio: 'ignore' });
+    } catch {
+      // gone with a mount above it that was detached first
+    }
   }
-  fs.rmSync(sb.dir, { recursive: true, force: true });
+  fs.rmSync(dir, { recursive: true, force: true });
 }
 
 export const isRoot = process.getuid?.() === 0;
