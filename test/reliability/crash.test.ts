@@ -2,7 +2,10 @@
 // Remove (ro, path, onremove=delete, existing and new directories) and records every acknowledged
 // reply in a model; `hostvol serve` is SIGKILLed at random moments (also during start-up, sometimes
 // with a new boot id) and restarted. After every restart the store, the replies, the directories and
-// the mount table must match the model; only the one request in flight may land either way.
+// the mount table must match the model; only the one request in flight may land either way, and the
+// store as the kill left it decides which: a 'creating' record is always undone, a 'removing' one
+// always finished, a 'ready' one is a whole volume. Every volume with leases has one bind at
+// <state>/mounts/<name> (read-only for ro volumes), nothing else does; no trash directory survives.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -24,15 +27,15 @@ interface MVol {
   flavor: Flavor;
   path: string;
   ro: boolean;
-  /** Explicit, or by whether the directory existed before Create (hostvol deletes only what it made). */
+  /** Explicit, else `delete` only for a directory hostvol made in its data root (-o path= keeps). */
   onRemove: 'keep' | 'delete';
   /** The first directory Create had to make (what `mkdir -p` made), as the test saw it beforehand. */
   made?: string;
 }
 
 type Op =
-  | { kind: 'create'; name: string; flavor: Flavor; existed: boolean; made?: string }
-  | { kind: 'remove'; name: string }
+  | { kind: 'create'; name: string; flavor: Flavor; existed: boolean; made?: string; isNew: boolean }
+  | { kind: 'remove'; name: string; isNew?: undefined }
   | { kind: 'mount' | 'unmount'; name: string; id: string };
 
 let sb: Sandbox;
@@ -109,7 +112,8 @@ test(`crash consistency: ${KILLS} SIGKILLs at random moments (seed ${SEED})`, as
   /** An acknowledged (or landed) Create: the model gains the volume and the test writes data into it. */
   const created = (name: string, flavor: Flavor, existed: boolean, made?: string) => {
     const p = flavorPath(name, flavor);
-    const onRemove = flavor.endsWith('delete') || !existed ? 'delete' : 'keep';
+    const hasPath = flavorOpts(name, flavor)?.path !== undefined || flavorOpts(name, flavor)?.mountpoint !== undefined;
+    const onRemove = flavor.endsWith('delete') || (!existed && !hasPath) ? 'delete' : 'keep';
     vols.set(name, { flavor, path: p, ro: flavor === 'ro' || flavor === 'new-ro', onRemove, made });
     foreign.delete(p);
     try {
@@ -147,7 +151,7 @@ test(`crash consistency: ${KILLS} SIGKILLs at random moments (seed ${SEED})`, as
       const flavor = v && rng.chance(0.7) ? v.flavor : rng.pick(FLAVORS);
       const existed = fs.existsSync(flavorPath(name, flavor));
       const made = firstMissing(flavorPath(name, flavor));
-      setInflight({ kind: 'create', name, flavor, existed, made });
+      setInflight({ kind: 'create', name, flavor, existed, made, isNew: !v });
       const r = await c.create(name, flavorOpts(name, flavor));
       setInflight(undefined);
       expect_(r, !v || v.flavor === flavor, `Create ${name} ${flavor} (model: ${v?.flavor ?? 'absent'})`);
@@ -159,7 +163,8 @@ test(`crash consistency: ${KILLS} SIGKILLs at random moments (seed ${SEED})`, as
       setInflight(undefined);
       expect_(r, !!v, `Mount ${name} ${id}`);
       if (v && isOk(r)) {
-        const want = v.ro ? path.join(dirs.mounts, name) : v.path;
+        // Every Mount answers hostvol's own bind of the directory, never the data directory itself.
+        const want = path.join(dirs.mounts, name);
         inv.check(r.json.Mountpoint === want, () => `Mount ${name} returned ${r.json.Mountpoint}, expected ${want}`);
         setCount(name, id, count(name, id) + 1);
       }
@@ -175,16 +180,28 @@ test(`crash consistency: ${KILLS} SIGKILLs at random moments (seed ${SEED})`, as
       setInflight({ kind: 'remove', name });
       const r = await c.remove(name);
       setInflight(undefined);
-      expect_(r, !!v && !leases.has(name), `Remove ${name} (mounts in model: ${leases.get(name)?.size ?? 0})`);
-      if (v && isOk(r)) removed(name);
+      // dockerd removes only volumes no container references, so leases left are lost Unmounts: with
+      // no dockerd to be seen (and no container holding the directory) Remove drops them and succeeds.
+      expect_(r, !!v, `Remove ${name} (mounts in model: ${leases.get(name)?.size ?? 0})`);
+      if (v && isOk(r)) {
+        removed(name);
+        const bound = mountTable().some((m) => m.target === path.join(dirs.mounts, name));
+        inv.check(!bound, `Remove ${name} acknowledged while its bind mount is still there`);
+        inv.check(fs.existsSync(v.path) === (v.onRemove === 'keep'), () => `Remove ${name} (onremove ${v.onRemove}): directory ${v.path} exists=${fs.existsSync(v.path)}`);
+      }
     } else {
       const r = await c.list();
       inv.check(isOk(r), () => `List failed: ${r.text}`);
     }
   };
 
-  /** After a kill: the store as the dead process left it, checked and used to settle the op in flight. */
-  const settleFromStore = (copy: StoreCopy, op: Op | undefined) => {
+  /**
+   * After a kill: the store as the dead process left it, checked and used to settle the op in flight.
+   * Returns whether the volume of an in-flight Create or Remove must exist after the restart: its
+   * record decides, since Create answers only after 'ready' is durable and start-up undoes every
+   * 'creating' record and finishes every 'removing' one.
+   */
+  const settleFromStore = (copy: StoreCopy, op: Op | undefined): boolean | undefined => {
     inv.check(copy.integrity === 'ok', () => `store integrity after kill: ${copy.integrity}`);
     if (op && (op.kind === 'mount' || op.kind === 'unmount') && vols.has(op.name)) {
       const before = count(op.name, op.id);
@@ -195,10 +212,18 @@ test(`crash consistency: ${KILLS} SIGKILLs at random moments (seed ${SEED})`, as
         setCount(op.name, op.id, stored);
       }
     }
+    // A Remove in flight drops the volume's leases (lost Unmounts) one by one before its 'removing'
+    // mark: each is either still as acknowledged or gone, never another count.
+    if (op?.kind === 'remove' && vols.has(op.name)) {
+      for (const [id, n] of leases.get(op.name) ?? []) {
+        const stored = copy.leases.find((l) => l.volume === op.name && l.id === id)?.count ?? 0;
+        if (inv.check(stored === n || stored === 0, `Remove ${op.name} in flight: lease ${id} stored ${stored}, acknowledged ${n}`)) setCount(op.name, id, stored);
+      }
+    }
     const want = [...leases].flatMap(([vol, ids]) => [...ids].map(([id, n]) => `${vol}/${id}=${n}`)).sort();
     const got = copy.leases.map((l) => `${l.volume}/${l.id}=${l.count}`).sort();
     inv.check(JSON.stringify(want) === JSON.stringify(got), () => `lease counts after kill: store ${got.join(' ')} / acknowledged ${want.join(' ')}`);
-    const inflightName = op && (op.kind === 'create' || op.kind === 'remove') ? op.name : undefined;
+    const inflightName = (op?.kind === 'create' && op.isNew) || (op?.kind === 'remove' && vols.has(op.name)) ? op.name : undefined;
     for (const row of copy.volumes) {
       if (row.name === inflightName) continue;
       inv.check(vols.has(row.name) && row.state === 'ready', () => `store row ${row.name} (${row.state}) does not match the acknowledged volumes`);
@@ -206,12 +231,21 @@ test(`crash consistency: ${KILLS} SIGKILLs at random moments (seed ${SEED})`, as
     for (const name of vols.keys()) {
       if (name !== inflightName) inv.check(copy.volumes.some((r) => r.name === name), `acknowledged volume ${name} has no store row`);
     }
+    if (!inflightName) return undefined;
+    const row = copy.volumes.find((r) => r.name === inflightName);
+    if (op!.kind === 'create') inv.check(row?.state !== 'removing', `Create ${inflightName} in flight left a 'removing' record`);
+    return row?.state === 'ready';
   };
 
   /** After a restart: the op in flight settled from what the driver reports, then every invariant. */
-  const verify = async (serve: Serve, op: Op | undefined, round: number) => {
+  const verify = async (serve: Serve, op: Op | undefined, mustExist: boolean | undefined, round: number) => {
     const c = serve.client;
+    const at = `after restart ${round}`;
     const names = await c.names();
+    if (mustExist !== undefined) {
+      const state = mustExist ? "'ready'" : "absent, 'creating' or 'removing'";
+      inv.check(names.includes(op!.name) === mustExist, () => `${at}: ${op!.kind} ${op!.name} in flight, record ${state} at the kill, but List ${mustExist ? 'lacks' : 'shows'} it`);
+    }
     if (op?.kind === 'create' && !vols.has(op.name) && names.includes(op.name)) {
       landedEitherWay++;
       created(op.name, op.flavor, op.existed, op.made);
@@ -221,12 +255,15 @@ test(`crash consistency: ${KILLS} SIGKILLs at random moments (seed ${SEED})`, as
       removed(op.name);
     }
 
-    const at = `after restart ${round}`;
     inv.check(JSON.stringify(names) === JSON.stringify([...vols.keys()].sort()), () => `${at}: List ${names} / acknowledged ${[...vols.keys()].sort()}`);
+    const listed = new Map(((await c.ok('/VolumeDriver.List', {})).Volumes as { Name: string; Mountpoint: string }[]).map((x) => [x.Name, x.Mountpoint]));
     for (const [name, v] of vols) {
       const r = await c.get(name);
       if (!inv.check(isOk(r), () => `${at}: Get ${name}: ${r.text}`)) continue;
       const st = r.json.Volume.Status;
+      // A host service shows the data directory in Get and List; only Mount answers the bind.
+      inv.check(r.json.Volume.Mountpoint === v.path && listed.get(name) === v.path,
+        () => `${at}: ${name} shown at ${r.json.Volume.Mountpoint} (Get) / ${listed.get(name)} (List), expected ${v.path}`);
       inv.check(st.path === v.path, () => `${at}: ${name} path ${st.path}, expected ${v.path}`);
       inv.check(st.onRemove === v.onRemove, () => `${at}: ${name} onRemove ${st.onRemove}, expected ${v.onRemove}`);
       inv.check(st.mounts === (leases.get(name)?.size ?? 0), () => `${at}: ${name} has ${st.mounts} mounts, acknowledged ${leases.get(name)?.size ?? 0}`);
@@ -240,12 +277,14 @@ test(`crash consistency: ${KILLS} SIGKILLs at random moments (seed ${SEED})`, as
     }
     for (const d of foreign) inv.check(fs.existsSync(d), () => `${at}: directory ${d} (not hostvol's to delete) is gone`);
 
-    // No directory made by hostvol without a record: every directory is a volume, an ancestor of one, or foreign.
+    // No directory made by hostvol without a record: every directory is a volume, an ancestor of one,
+    // or foreign; and no trash of a Remove is left, since start-up finishes every 'removing' record.
     const known = [...[...vols.values()].map((v) => v.path), ...foreign];
     const walk = (dir: string) => {
       for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-        if (!e.isDirectory()) continue;
         const p = path.join(dir, e.name);
+        if (!inv.check(!e.name.startsWith('.hostvol-trash-'), () => `${at}: trash ${p} of a Remove is left`)) continue;
+        if (!e.isDirectory()) continue;
         if (known.includes(p)) continue;
         if (sharedMade.has(p) && fs.readdirSync(p).length === 0) continue;
         if (!inv.check(known.some((k) => inside(k, p)), () => `${at}: directory ${p} exists without a volume record`)) continue;
@@ -255,12 +294,18 @@ test(`crash consistency: ${KILLS} SIGKILLs at random moments (seed ${SEED})`, as
     walk(dirs.data);
     walk(sb.path('allow'));
 
-    // Bind mounts: exactly one read-only bind per ro volume with leases, nothing else in the sandbox.
-    const wanted = [...vols].filter(([n, v]) => v.ro && leases.has(n)).map(([n]) => path.join(dirs.mounts, n)).sort();
+    // Bind mounts: exactly one per volume with leases, of its own directory, read-only exactly for ro
+    // volumes; nothing else in the sandbox.
+    const wanted = [...vols].filter(([n]) => leases.has(n)).map(([n]) => path.join(dirs.mounts, n)).sort();
     const mounts = mountTable().filter((m) => inside(m.target, sb.root));
     inv.check(JSON.stringify(mounts.map((m) => m.target).sort()) === JSON.stringify(wanted),
       () => `${at}: bind mounts ${mounts.map((m) => m.target)} / wanted ${wanted}`);
-    for (const m of mounts) inv.check(m.options.split(',').includes('ro'), `${at}: bind mount ${m.target} is not read-only`);
+    for (const m of mounts) {
+      const v = vols.get(path.basename(m.target));
+      if (!v) continue;
+      inv.check(m.root === v.path, () => `${at}: bind mount ${m.target} shows ${m.root}, not the directory ${v.path}`);
+      inv.check(m.options.split(',').includes(v.ro ? 'ro' : 'rw'), () => `${at}: bind mount ${m.target} is ${m.options}, volume ro=${v.ro}`);
+    }
     // Nor anywhere else on the host: a bind of a sandbox directory outside the state dir is a leak.
     const elsewhere = mountTable().filter((m) => inside(m.root, sb.root) && !inside(m.target, sb.root) && m.fstype !== 'tmpfs');
     inv.check(elsewhere.length === 0, () => `${at}: bind mounts of volume directories outside the sandbox: ${elsewhere.map((m) => `${m.root} on ${m.target}`)}`);
@@ -269,12 +314,20 @@ test(`crash consistency: ${KILLS} SIGKILLs at random moments (seed ${SEED})`, as
   };
 
   let serve = await Serve.start(cfg);
+  // RELIABILITY.md's "kills survived": a SIGKILL the test sent to a live process, after which hostvol
+  // was started again and verify() checked every invariant. The kill of a start-up counts too: it is
+  // followed by another restart and the same full verify (the kill before it also by the store check).
+  // A process that had already exited was not killed, and one that died by itself is a violation.
   let kills = 0;
   try {
     while (kills < KILLS) {
       let inflight: Op | undefined;
       const killAfter = rng.int(rng.chance(0.3) ? 40 : 400);
-      const timer = setTimeout(() => serve.child.kill('SIGKILL'), killAfter);
+      let killedByUs = false;
+      const timer = setTimeout(() => {
+        killedByUs = serve.alive();
+        serve.child.kill('SIGKILL');
+      }, killAfter);
       try {
         while (serve.alive()) await step(serve, (op) => (inflight = op));
       } catch (err) {
@@ -284,9 +337,11 @@ test(`crash consistency: ${KILLS} SIGKILLs at random moments (seed ${SEED})`, as
       }
       clearTimeout(timer);
       await serve.kill();
+      const how = await serve.exited;
+      inv.check(killedByUs && how.signal === 'SIGKILL', () => `hostvol exited by itself (code ${how.code}, signal ${how.signal}):\n${serve.logTail()}`);
       kills++;
 
-      settleFromStore(readStoreCopy(cfg.stateDir), inflight);
+      const mustExist = settleFromStore(readStoreCopy(cfg.stateDir), inflight);
       if (rng.chance(0.05)) {
         // A reboot: no container can still hold a mount; the leases must go and the binds with them.
         fs.writeFileSync(cfg.bootIdFile, `${crypto.randomUUID()}\n`);
@@ -297,12 +352,15 @@ test(`crash consistency: ${KILLS} SIGKILLs at random moments (seed ${SEED})`, as
         // Killed again while opening the store or recovering.
         const s = Serve.spawn(cfg);
         await sleep(rng.int(300));
+        const alive = s.alive();
         await s.kill();
-        kills++;
-        startupKills++;
+        if (inv.check(alive, () => `hostvol exited by itself during start-up:\n${s.logTail()}`)) {
+          kills++;
+          startupKills++;
+        }
       }
       serve = await Serve.start(cfg);
-      await verify(serve, inflight, kills);
+      await verify(serve, inflight, mustExist, kills);
       if (inv.violations.length) break; // the first broken round is the one worth reading
     }
   } finally {
