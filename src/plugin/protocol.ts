@@ -1,6 +1,7 @@
 // The Docker volume plugin wire contract, defined once. Request schemas are lenient where dockerd
 // is (extra fields ignored, Opts may be null); the TypeScript types are inferred from the schemas.
 import { z } from 'zod';
+import { UNPAIRED_SURROGATE } from '../volumes/options';
 
 // Retries after a dropped connection re-send the request with an empty body, so Name may be absent.
 const name = z.string({ error: 'request has no volume Name (dockerd sends an empty body when it retries)' });
@@ -11,8 +12,6 @@ export const CreateRequest = z.object({
   Opts: z.record(z.string(), z.string()).nullish(),
 });
 export const NameRequest = z.object({ Name: name });
-/** A lone UTF-16 surrogate: SQLite stores it as invalid UTF-8 and reads back U+FFFD, a different string. */
-export const UNPAIRED_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 export const MountRequest = z.object({
   Name: name,

@@ -1,7 +1,9 @@
 // Driver options (`docker volume create -o k=v`, `--mount …,volume-opt=k=v`): the allow-list, how
 // each value is parsed, and the conflict rules. Everything is driven by the `keys` table below.
 import { InvalidOptionError } from '../errors';
-import { UNPAIRED_SURROGATE } from '../plugin/protocol';
+
+/** A lone UTF-16 surrogate: SQLite stores it as invalid UTF-8 and reads back U+FFFD, a different string. */
+export const UNPAIRED_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 export type Label = 'z' | 'Z';
 export type OnRemove = 'keep' | 'delete';
