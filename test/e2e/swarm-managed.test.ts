@@ -32,7 +32,7 @@ describe('managed hostvol under Swarm', () => {
   s.scenario('right after dockerd starts, a service task is placed at once; its data is in state.source and inspect shows that host path', async () => {
     const [svc, v] = [uniq('ms'), uniq('msv')];
     await s.engine.restartDaemon();
-    await s.docker(['service', 'create', '-d', '--name', svc, '--mount',
+    await s.docker(['service', 'create', '-d', '--no-resolve-image', '--name', svc, '--mount',
       `type=volume,source=${v},target=/d,volume-driver=${PLUGIN},volume-opt=uid=1000`,
       BB_IMAGE, 'sh', '-c', `echo from-task > /d/f; ${LOOP}`]);
     const ms = await waitRunning(s.engine, svc, 1, 15_000);

@@ -20,7 +20,7 @@ beforeAll(async () => {
 /** `service create -d` with one hostvol volume mount and a task that runs `script` then idles. */
 const createService = (name: string, volume: string, opts: string[], script = ':', replicas = 1) =>
   s.docker([
-    'service', 'create', '-d', '--name', name, '--replicas', String(replicas),
+    'service', 'create', '-d', '--no-resolve-image', '--name', name, '--replicas', String(replicas),
     '--mount', [`type=volume,source=${volume},target=/d,volume-driver=${DRIVER}`, ...opts.map((o) => `volume-opt=${o}`)].join(','),
     BB_IMAGE, 'sh', '-c', `${script}; ${LOOP}`,
   ]);
