@@ -22,8 +22,8 @@ describe('docker-compose with driver: hostvol volumes', () => {
     const { hv } = s;
     const p = new ComposeProject(s.engine, uniq('cp'));
     const [ext, custom] = [uniq('cext'), uniq('ccustom')];
+    // not made beforehand: hostvol makes it, and still keeps it on down -v because it was named by path=
     const hostDir = path.join(hv.hostDir, p.name);
-    fs.mkdirSync(hostDir);
     await s.docker(['volume', 'create', '-d', DRIVER, ext]);
     const writeAll = 'for d in /data /host /ext /named; do echo up >> $$d/log; done; ' +
       '(touch /ro/x 2>/dev/null && echo writable || echo refused) > /data/ro-write';
