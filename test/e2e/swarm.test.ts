@@ -25,12 +25,16 @@ const createService = (name: string, volume: string, opts: string[], script = ':
     BB_IMAGE, 'sh', '-c', `${script}; ${LOOP}`,
   ]);
 
-/** The drop-in's ExecStartPost, run as systemd would (its shell, our engine's DOCKER_HOST). */
+/**
+ * The drop-in's ExecStartPost, run as systemd would: its shell, in dockerd's mount namespace (where
+ * /run/docker/plugins is the engine's own), with the engine's DOCKER_HOST.
+ */
 async function runDropIn(): Promise<void> {
   const unit = fs.readFileSync(path.join(REPO, 'deploy/docker.service.d/hostvol.conf'), 'utf8');
   const m = /^ExecStartPost=-?(\S+) -c '([^']*)'$/m.exec(unit);
   if (!m) throw new Error('deploy/docker.service.d/hostvol.conf has no ExecStartPost=… -c \'…\' line');
-  await run(m[1], ['-c', m[2]], { env: s.engine.env() });
+  const [cmd, ...args] = s.engine.nsenter();
+  await run(cmd, [...args, m[1], '-c', m[2]], { env: s.engine.env() });
 }
 
 /**
@@ -78,6 +82,17 @@ describe('placement right after dockerd starts (legacy hostvol)', () => {
     // placement only waited for the node update; the task's volume was created before its first start
     await removeServiceAndVolume(svc, v);
   }, 90_000);
+
+  s.scenario("the drop-in's command waits for a hostvol whose socket appears after dockerd started, and activates it", async () => {
+    await freshStart();
+    await s.hv.stop(); // before dockerd ever activated it (a dead activated plugin costs 15 s per volume ls)
+    const mark = await s.hv.mark();
+    const dropIn = runDropIn();
+    await sleep(2000);
+    await s.hv.start();
+    await dropIn;
+    expect(calls(await s.hv.since(mark), 'Activate')).toHaveLength(1);
+  }, 60_000);
 
   s.scenario('once the node holds a hostvol volume, dockerd activates hostvol at start and tasks are placed at once', async () => {
     const [svc, v, keep] = [uniq('sk'), uniq('skv'), uniq('skeep')];
