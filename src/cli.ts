@@ -3,7 +3,7 @@
 import { Command, Option } from 'commander';
 import { startDaemon, defaults, type Config } from './daemon';
 import { describe } from './errors';
-import { parseHostPaths } from './volumes/hostpaths';
+import { parseHostPaths, withStateSource } from './volumes/hostpaths';
 import { describeOptions } from './volumes/options';
 
 const env = process.env;
@@ -33,6 +33,10 @@ function serveCommand(): Command {
       new Option('--host-paths <hostdir[=plugindir]>', 'managed-plugin mode: the host directory -o path= may use, mounted in the plugin at plugindir (default /host-paths)')
         .env('HOSTVOL_HOST_PATHS'),
     )
+    .addOption(
+      new Option('--state-source <hostdir>', 'managed-plugin mode: host path of the state mount (state.source), for docker volume inspect')
+        .env('HOSTVOL_STATE_SOURCE'),
+    )
     .addOption(new Option('--boot-id-file <file>', 'kernel boot id, to drop leases after a reboot').env('HOSTVOL_BOOT_ID_FILE').default(defaults.bootIdFile).hideHelp())
     .addOption(new Option('--stale-sweep-ms <ms>', 'first delay of the stale-lease sweeper').argParser((v) => Number(v)).hideHelp())
     .addHelpText('after', `\nDriver options (docker volume create -d hostvol -o key=value):\n  ${describeOptions().join('\n  ')}`)
@@ -45,12 +49,17 @@ function serveCommand(): Command {
         logLevel: flags.logLevel as string,
         selinux: flags.selinux as Config['selinux'],
         propagatedMount: (flags.propagatedMount as string | undefined) || undefined,
-        hostPaths: flags.hostPaths ? parseHostPaths(flags.hostPaths as string) : undefined,
+        hostPaths: hostPathsOf(flags),
         bootIdFile: flags.bootIdFile as string,
         staleSweepMs: flags.staleSweepMs as unknown as number | undefined,
       };
       await serve(config);
     });
+}
+
+function hostPathsOf(flags: Record<string, string | string[] | undefined>): Config['hostPaths'] {
+  const paths = flags.hostPaths ? parseHostPaths(flags.hostPaths as string) : undefined;
+  return flags.stateSource ? withStateSource(paths, flags.stateSource as string, flags.stateDir as string) : paths;
 }
 
 async function serve(config: Config): Promise<void> {
