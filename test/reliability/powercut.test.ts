@@ -16,7 +16,7 @@ import { PowerModel, sortedJson } from './lib/powercut-model';
 import { runClient, type Op, type Tally } from './lib/powercut-workload';
 import { Sandbox } from './lib/sandbox';
 import { Serve, requireBuild, sleep, type ServeConfig } from './lib/serve';
-import { readStoreCopy } from './lib/store';
+import { readStoreCopy, type StoreCopy } from './lib/store';
 
 const CUTS = pick(20, 200);
 const SEED = seed();
@@ -51,9 +51,20 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  if (cfg) fs.copyFileSync(cfg.logFile, "/tmp/pc2-debug.log");
   await pc?.unmount(); // lazily, so hostvol's binds on it cannot hold it
   sb?.cleanup();
 });
+
+/** hostvol's store as a copy; a store that cannot be read is a violation (the cut took what it needed). */
+function storeCopy(inv: Invariants, at: string): StoreCopy | undefined {
+  try {
+    return readStoreCopy(cfg.stateDir);
+  } catch (err) {
+    inv.check(false, `${at}: the store in ${cfg.stateDir} cannot be read: ${(err as Error).message}`);
+    return undefined;
+  }
+}
 
 testCut(`power cuts: ${CUTS} cuts at random moments of mixed operations (seed ${SEED})`, async () => {
   const started = Date.now();
@@ -92,7 +103,9 @@ testCut(`power cuts: ${CUTS} cuts at random moments of mixed operations (seed ${
       const inflight = (await work).filter((o): o is Op => o !== undefined);
       const at = `cut ${cuts}`;
 
-      checkDurableStore(inv, model, readStoreCopy(cfg.stateDir), inflight, settled, at);
+      const durable = storeCopy(inv, at);
+      if (!durable) break;
+      checkDurableStore(inv, model, durable, inflight, settled, at);
       if (rng.chance(0.05)) {
         // A reboot: no container can still hold a mount; recovery must drop every lease.
         fs.writeFileSync(cfg.bootIdFile, `${crypto.randomUUID()}\n`);
@@ -108,7 +121,8 @@ testCut(`power cuts: ${CUTS} cuts at random moments of mixed operations (seed ${
       }
       serve = await Serve.start(cfg);
       await checkRecovered(inv, model, serve.client, inflight, settled, at);
-      const after = readStoreCopy(cfg.stateDir);
+      const after = storeCopy(inv, `${at}, after recovery`);
+      if (!after) break;
       const states = after.volumes.map((r) => `${r.name}:${r.state}`).sort();
       const ready = [...model.vols.keys()].map((n) => `${n}:ready`).sort();
       inv.check(sortedJson(states) === sortedJson(ready), () => `${at}: records after recovery ${states} / acknowledged ${ready}`);
@@ -135,5 +149,6 @@ testCut(`power cuts: ${CUTS} cuts at random moments of mixed operations (seed ${
       `in-flight requests settled: ${settled.landed} landed, ${settled.notLanded} did not; ` +
       `${tally.filesSynced} synced and ${tally.filesUnsynced} unsynced test files; ${layerNote}`,
   });
+  console.log(`power cuts (seed ${SEED}): ${inv.checks} checks; notes printed for debugging`, tally, settled, layer, cuts, checked, inRecovery, reboots, model.vols.size, model.kept.size, model.leaseList().length);
   inv.assertNone(`seed ${SEED}; log ${cfg.logFile}`);
 }, LONG ? 1_800_000 : 180_000);
