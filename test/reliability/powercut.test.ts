@@ -51,7 +51,6 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (cfg) fs.copyFileSync(cfg.logFile, "/tmp/pc2-debug.log");
   await pc?.unmount(); // lazily, so hostvol's binds on it cannot hold it
   sb?.cleanup();
 });
@@ -149,6 +148,5 @@ testCut(`power cuts: ${CUTS} cuts at random moments of mixed operations (seed ${
       `in-flight requests settled: ${settled.landed} landed, ${settled.notLanded} did not; ` +
       `${tally.filesSynced} synced and ${tally.filesUnsynced} unsynced test files; ${layerNote}`,
   });
-  console.log(`power cuts (seed ${SEED}): ${inv.checks} checks; notes printed for debugging`, tally, settled, layer, cuts, checked, inRecovery, reboots, model.vols.size, model.kept.size, model.leaseList().length);
   inv.assertNone(`seed ${SEED}; log ${cfg.logFile}`);
 }, LONG ? 1_800_000 : 180_000);
