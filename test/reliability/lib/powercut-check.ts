@@ -17,6 +17,8 @@ export interface Settled {
 }
 
 const TRASH = '.hostvol-trash-';
+/** Marks the violations that depend on lease counts (see `sweptLeases` in powercut.test.ts). */
+export const LEASES = '[leases]';
 
 /** Right after the cut, before any restart: the store as the power left it. */
 export function checkDurableStore(inv: Invariants, model: PowerModel, copy: StoreCopy, inflight: Op[], settled: Settled, at: string): void {
@@ -27,20 +29,26 @@ export function checkDurableStore(inv: Invariants, model: PowerModel, copy: Stor
     const before = model.count(op.name, op.id);
     const stored = copy.leases.find((l) => l.volume === op.name && l.id === op.id)?.count ?? 0;
     const after = op.kind === 'mount' ? before + 1 : Math.max(0, before - 1);
-    if (inv.check(stored === before || stored === after, `${at}: ${op.kind} ${op.name}/${op.id} in flight: stored count ${stored}, acknowledged ${before}`)) {
+    if (inv.check(stored === before || stored === after, `${at}: ${LEASES} ${op.kind} ${op.name}/${op.id} in flight: stored count ${stored}, acknowledged ${before}`)) {
       if (stored !== before) settled.landed++;
       else if (before !== after) settled.notLanded++;
       model.setCount(op.name, op.id, stored);
     }
   }
   for (const name of pending) {
-    // A Remove in flight of a volume with leases drops them first (no container has it mounted):
-    // if the cut came between, the volume stays, without them.
-    if (model.vols.has(name) && !copy.leases.some((l) => l.volume === name)) model.leases.delete(name);
+    // A Remove in flight of a volume with leases drops them first (no container has it mounted): the
+    // volume may stay without them if the cut came after, but dropping only some is half a Remove.
+    const held = model.leaseList().filter((l) => l.startsWith(`${name}/`));
+    const stored = copy.leases.filter((l) => l.volume === name).map((l) => `${l.volume}/${l.id}=${l.count}`).sort();
+    if (!model.vols.has(name) || held.length === 0) continue;
+    inv.check(stored.length === 0 || sortedJson(stored) === sortedJson(held), () =>
+      `${at}: ${LEASES} Remove of ${name} in flight dropped only some of its leases: durable ${stored.join(' ')} / acknowledged ${held.join(' ')}`);
+    model.leases.delete(name);
+    for (const l of copy.leases) if (l.volume === name) model.setCount(name, l.id, l.count);
   }
   const got = copy.leases.filter((l) => !pending.has(l.volume)).map((l) => `${l.volume}/${l.id}=${l.count}`).sort();
   const want = model.leaseList().filter((l) => !pending.has(l.slice(0, l.indexOf('/'))));
-  inv.check(sortedJson(got) === sortedJson(want), () => `${at}: durable lease counts ${got.join(' ')} / acknowledged ${want.join(' ')}`);
+  inv.check(sortedJson(got) === sortedJson(want), () => `${at}: ${LEASES} durable lease counts ${got.join(' ')} / acknowledged ${want.join(' ')}`);
   for (const name of model.vols.keys()) {
     if (!pending.has(name)) inv.check(copy.volumes.some((r) => r.name === name && r.state === 'ready'), `${at}: acknowledged volume ${name} has no ready record in the durable store`);
   }
@@ -77,7 +85,7 @@ export async function checkRecovered(inv: Invariants, model: PowerModel, client:
     inv.check(st.path === v.ask.dir && r.json.Volume.Mountpoint === v.ask.dir, () => `${at}: ${name} path ${st.path} / mountpoint ${r.json.Volume.Mountpoint}, expected ${v.ask.dir}`);
     inv.check(st.createdBy === v.createdBy && st.onRemove === v.onRemove, () => `${at}: ${name} createdBy ${st.createdBy} onRemove ${st.onRemove}, expected ${v.createdBy} ${v.onRemove}`);
     const mounts = model.leases.get(name)?.size ?? 0;
-    inv.check(st.mounts === mounts, () => `${at}: ${name} has ${st.mounts} mounts, acknowledged ${mounts} (${model.leaseList().join(' ')})`);
+    inv.check(st.mounts === mounts, () => `${at}: ${LEASES} ${name} has ${st.mounts} mounts, acknowledged ${mounts} (${model.leaseList().join(' ')})`);
     checkDirectory(inv, name, v.ask.dir, v.files, at);
     const c = v.ask.canon;
     const ownerMode = (dir: string) => {
@@ -128,7 +136,7 @@ function checkMounts(inv: Invariants, model: PowerModel, at: string): void {
   const wanted = held.map((n) => path.join(model.roots.mounts, n)).sort();
   const table = mountTable().filter((m) => inside(m.target, model.roots.mounts) && m.target !== model.roots.mounts);
   const targets = table.map((m) => m.target).sort();
-  inv.check(sortedJson(targets) === sortedJson(wanted), () => `${at}: bind mounts ${targets} / volumes with leases ${wanted}`);
+  inv.check(sortedJson(targets) === sortedJson(wanted), () => `${at}: ${LEASES} bind mounts ${targets} / volumes with leases ${wanted}`);
   for (const name of held) {
     const target = path.join(model.roots.mounts, name);
     const m = table.find((t) => t.target === target);
@@ -143,8 +151,8 @@ function checkMounts(inv: Invariants, model: PowerModel, at: string): void {
       continue;
     }
     const missing = [...v.files.keys()].filter((f) => !seen.includes(f));
-    inv.check(missing.length === 0, () => `${at}: mountpoint ${target} of ${name} does not show synced files ${missing}`);
+    inv.check(missing.length === 0, () => `${at}: ${LEASES} mountpoint ${target} of ${name} does not show synced files ${missing}`);
   }
   const dirs = fs.existsSync(model.roots.mounts) ? fs.readdirSync(model.roots.mounts).map((e) => path.join(model.roots.mounts, e)).sort() : [];
-  inv.check(sortedJson(dirs) === sortedJson(wanted), () => `${at}: mount directories ${dirs} / wanted ${wanted}`);
+  inv.check(sortedJson(dirs) === sortedJson(wanted), () => `${at}: ${LEASES} mount directories ${dirs} / wanted ${wanted}`);
 }
