@@ -138,7 +138,12 @@ export async function deleteDirectory(v: Volume, confinement: Confinement, renam
   const { root, rel } = rooted(v, confinement);
   if (rel === '') throw new PathError(`volume "${v.name}": refusing to delete ${shown(v.path)}, an allowed root`);
   const parent = await openParent(v, root, rel);
-  if (!parent) return; // the parent is gone: so is the directory
+  if (!parent) {
+    // The parent is gone, so is the directory. A delete cut short by a crash after it removed some
+    // of the directories mkdir -p made may still have left those above: finish them.
+    if (v.made) await removeEmptyParents(v, root, rel);
+    return;
+  }
   const base = path.basename(v.path);
   const trash = trashName(base);
   try {
@@ -174,13 +179,21 @@ async function removeEmptyParents(v: Volume, root: string, rel: string): Promise
   const made = path.relative(root, v.made!);
   if (made === '' || made.startsWith('..')) return;
   for (let dir = path.dirname(rel); dir !== '.' && isInside(dir, made); dir = path.dirname(dir)) {
-    const parent = await openBeneath(root, path.dirname(dir) === '.' ? '' : path.dirname(dir)).catch(() => undefined);
-    if (!parent) return;
+    let parent: Dir;
     try {
-      await fs.promises.rmdir(parent.at(path.basename(dir)));
+      parent = await openBeneath(root, path.dirname(dir) === '.' ? '' : path.dirname(dir));
+    } catch (err) {
+      if (isNotFound(err)) continue; // removed too, before a crash: the ones above may be left
+      return;
+    }
+    try {
+      // Already gone after a crash is fine; the sync makes that removal durable if it was not yet.
+      await fs.promises.rmdir(parent.at(path.basename(dir))).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      });
       await parent.sync();
     } catch {
-      return; // not empty (another volume, someone's files) or already gone
+      return; // not empty (another volume, someone's files): it and everything above stay
     } finally {
       await parent.close();
     }

@@ -174,9 +174,16 @@ export class Driver {
   remove(name: string): Promise<void> {
     return this.lock.run(name, async () => {
       const v = this.visible(name);
-      if (v.leases.size > 0) await this.releaseLostMounts(v);
+      if (v.leases.size > 0 && (await this.deps.inUse(v.path)) === true) {
+        throw new ConflictError(
+          `volume "${name}" is in use by ${v.leases.size} mount(s) and a container still has it mounted; stop the containers using it first`,
+        );
+      }
+      // Durable before any lease is dropped: a Remove cut short then either never happened or is
+      // finished at the next start, never half done (some leases gone, the volume still there).
       await this.deps.store.setState(name, 'removing');
       v.state = 'removing';
+      if (v.leases.size > 0) await this.releaseLostMounts(v);
       await this.discard(v);
       this.deps.log.info({ volume: name, path: v.path, data: vol.onRemove(v) === 'delete' ? 'deleted' : 'kept' }, 'volume removed');
     });
@@ -186,14 +193,10 @@ export class Driver {
    * dockerd sends Remove only when none of its containers references the volume (also with -f), so
    * any lease left is one whose Unmount was lost while hostvol was down or disabled. The one thing
    * that still makes the volume busy is a container of another engine, or one dockerd forgot, that
-   * has it mounted: that is refused. A managed plugin cannot see containers and trusts dockerd.
+   * has it mounted: Remove checks that first. A managed plugin sees containers through the host's
+   * PID namespace (pidhost); a process that cannot see them at all trusts dockerd.
    */
   private async releaseLostMounts(v: Volume): Promise<void> {
-    if ((await this.deps.inUse(v.path)) === true) {
-      throw new ConflictError(
-        `volume "${v.name}" is in use by ${v.leases.size} mount(s) and a container still has it mounted; stop the containers using it first`,
-      );
-    }
     await this.stale.drop(v, [...v.leases.keys()], 'dockerd asked to remove the volume and no container has it mounted');
     await this.releaseBind(v);
   }
