@@ -11,6 +11,10 @@ const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
 const jest = path.join(root, 'node_modules', '.bin', 'jest');
+if (!fs.existsSync(jest)) {
+  console.error(`run-alone: ${jest} is missing; install the dev dependencies first`);
+  process.exit(2);
+}
 const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'run-alone-')), 'result.json');
 
 function runJest(args) {
