@@ -29,6 +29,7 @@ describe('bodies the way dockerd sends them', () => {
     ['no Opts at all', { Name: 'w-none' }],
   ])('Create accepts %s', async (_, body) => {
     expect(await sb.call('/VolumeDriver.Create', body)).toEqual({});
+    expect((await sb.call('/VolumeDriver.Get', { Name: body.Name })).Volume.Name).toBe(body.Name);
   });
 
   test('a body with a trailing newline and no Content-Type is parsed', async () => {
@@ -51,6 +52,7 @@ describe('bodies the way dockerd sends them', () => {
 
   test('unknown fields are ignored, as dockerd ignores ours', async () => {
     expect(await sb.call('/VolumeDriver.Create', { Name: 'w-extra', Opts: null, Extra: 1 })).toEqual({});
+    expect((await sb.call('/VolumeDriver.Get', { Name: 'w-extra' })).Volume.Name).toBe('w-extra');
   });
 });
 
