@@ -30,7 +30,9 @@ function runJest(args) {
 const escape = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 const listed = spawnSync(jest, ['--selectProjects', 'unit', '--listTests'], { cwd: root, encoding: 'utf8' });
-const files = process.argv.length > 2 ? process.argv.slice(2).map((f) => path.resolve(f)) : listed.stdout.split('\n').filter(Boolean).sort();
+// --listTests also prints "Running one project: unit"; the test files are the absolute paths.
+const allFiles = listed.stdout.split('\n').filter((l) => path.isAbsolute(l)).sort();
+const files = process.argv.length > 2 ? process.argv.slice(2).map((f) => path.resolve(f)) : allFiles;
 
 const started = Date.now();
 let total = 0;
