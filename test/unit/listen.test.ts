@@ -31,18 +31,29 @@ test('a second server on the same state directory refuses to start', async () =>
   expect(fs.existsSync(other.socket)).toBe(false);
 });
 
-test('a stale socket left by a dead process is replaced', async () => {
-  await sb.stop();
-  // A process killed with SIGKILL leaves its socket file behind with nobody accepting on it.
-  const code = `require('net').createServer().listen(${JSON.stringify(sb.config.socket)}, () => console.log('up'))`;
-  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise((r) => child.stdout!.once('data', r));
-  child.kill('SIGKILL');
-  await new Promise((r) => child.once('exit', r));
-  expect(fs.statSync(sb.config.socket).isSocket()).toBe(true);
-  await sb.restart();
-  expect(await sb.call('/Plugin.Activate')).toEqual({ Implements: ['VolumeDriver'] });
-});
+/** For a test that stops its daemon: one of its own, so the shared one keeps serving the others. */
+async function withOwnDaemon(fn: (own: Sandbox) => Promise<void>): Promise<void> {
+  const own = await sandbox();
+  try {
+    await fn(own);
+  } finally {
+    await destroy(own);
+  }
+}
+
+test('a stale socket left by a dead process is replaced', () =>
+  withOwnDaemon(async (own) => {
+    await own.stop();
+    // A process killed with SIGKILL leaves its socket file behind with nobody accepting on it.
+    const code = `require('net').createServer().listen(${JSON.stringify(own.config.socket)}, () => console.log('up'))`;
+    const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise((r) => child.stdout!.once('data', r));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    expect(fs.statSync(own.config.socket).isSocket()).toBe(true);
+    await own.restart();
+    expect(await own.call('/Plugin.Activate')).toEqual({ Implements: ['VolumeDriver'] });
+  }));
 
 test('a file that is not a socket is never deleted', async () => {
   const other = { ...sb.config, socket: path.join(sb.dir, 'notasocket'), stateDir: path.join(sb.dir, 'state3') };
@@ -51,8 +62,9 @@ test('a file that is not a socket is never deleted', async () => {
   expect(fs.readFileSync(other.socket, 'utf8')).toBe('important');
 });
 
-test('shutdown removes the socket file', async () => {
-  await sb.stop();
-  expect(fs.existsSync(sb.config.socket)).toBe(false);
-  await sb.restart();
-});
+test('shutdown removes the socket file', () =>
+  withOwnDaemon(async (own) => {
+    expect(fs.existsSync(own.config.socket)).toBe(true);
+    await own.stop();
+    expect(fs.existsSync(own.config.socket)).toBe(false);
+  }));

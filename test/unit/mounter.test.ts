@@ -10,11 +10,15 @@ import { readMounts } from '../../src/host/mountinfo';
 import { unmountAndRemove } from './support';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hv-mounter-'));
-const src = path.join(dir, 'src');
 const mounts = path.join(dir, 'mounts');
-fs.mkdirSync(src);
-fs.writeFileSync(path.join(src, 'seed'), 'seed');
 const at = (name: string) => path.join(mounts, name);
+/** A volume directory of the test's own (unique `name`), holding a file `seed`. */
+const source = (name: string) => {
+  const src = path.join(dir, 'src', name);
+  fs.mkdirSync(src, { recursive: true });
+  fs.writeFileSync(path.join(src, 'seed'), 'seed');
+  return src;
+};
 
 /** Everything mounted exactly at `p`, bottom first. */
 const mountsAt = async (p: string) => (await readMounts()).filter((m) => m.mountPoint === p);
@@ -40,6 +44,7 @@ const rootOnly = process.getuid?.() === 0 ? describe : describe.skip;
 
 rootOnly('bind', () => {
   test('a read-only bind refuses writes with EROFS while the source stays writable', async () => {
+    const src = source('ro');
     await bindDir(src, at('ro'), true);
     expect(fs.readFileSync(path.join(at('ro'), 'seed'), 'utf8')).toBe('seed');
     expect(await writeFails(at('ro'))).toBe('EROFS');
@@ -49,6 +54,7 @@ rootOnly('bind', () => {
   });
 
   test('a read-write bind is writable and shows the source', async () => {
+    const src = source('rw');
     await bindDir(src, at('rw'), false);
     fs.writeFileSync(path.join(at('rw'), 'through'), 'x');
     expect(fs.readFileSync(path.join(src, 'through'), 'utf8')).toBe('x');
@@ -56,6 +62,7 @@ rootOnly('bind', () => {
   });
 
   test('the target and its parents are created with mode 0755', async () => {
+    const src = source('fresh');
     const deep = path.join(dir, 'fresh', 'a', 'b');
     await bindDir(src, deep, false);
     await mounter.release(deep);
@@ -63,6 +70,7 @@ rootOnly('bind', () => {
   });
 
   test('a leftover mount at the target is replaced, never stacked', async () => {
+    const src = source('left');
     const other = path.join(dir, 'other');
     fs.mkdirSync(other, { recursive: true });
     fs.writeFileSync(path.join(other, 'old'), '');
@@ -77,6 +85,7 @@ rootOnly('bind', () => {
   });
 
   test('a symlink in place of the target is refused, and nothing is mounted where it points', async () => {
+    const src = source('link');
     const elsewhere = path.join(dir, 'elsewhere');
     fs.mkdirSync(elsewhere, { recursive: true });
     fs.mkdirSync(mounts, { recursive: true });
@@ -90,6 +99,7 @@ rootOnly('bind', () => {
   });
 
   test('errors name the target and keep the errno code', async () => {
+    const src = source('errors');
     fs.writeFileSync(path.join(dir, 'file'), '');
     const notDir = path.join(dir, 'file', 'target');
     const e1 = await bindDir(src, notDir, false).catch((e) => e);
@@ -108,6 +118,7 @@ rootOnly('release', () => {
   });
 
   test('a busy mount (a process has its cwd inside) is detached and its directory removed', async () => {
+    const src = source('busy');
     await bindDir(src, at('busy'), false);
     const holder = spawn('/bin/sleep', ['60'], { cwd: at('busy'), stdio: 'ignore' });
     await new Promise((r) => holder.once('spawn', r));
@@ -123,6 +134,7 @@ rootOnly('release', () => {
   });
 
   test('mounts stacked at the target (by something else than hostvol) are all removed', async () => {
+    const src = source('stacked');
     fs.mkdirSync(at('stacked'), { recursive: true });
     execFileSync('/usr/bin/mount', ['--bind', src, at('stacked')]);
     execFileSync('/usr/bin/mount', ['--bind', src, at('stacked')]);
@@ -142,6 +154,7 @@ rootOnly('release', () => {
 
 rootOnly('queries', () => {
   test('mountsUnder lists mount points strictly below a directory, deepest first', async () => {
+    const src = source('tree');
     const base = path.join(dir, 'tree');
     await bindDir(src, path.join(base, 'a'), false);
     await bindDir(src, path.join(base, 'b', 'c'), false);
@@ -171,6 +184,7 @@ rootOnly('read-only reaches peers in a shared subtree', () => {
   });
 
   test('with open_tree and mount_setattr', async () => {
+    const src = source('shared');
     await bindDir(src, path.join(shared, 'v'), true);
     expect(await writeFails(path.join(peer, 'v'))).toBe('EROFS');
     expect(await writeFails(path.join(shared, 'v'))).toBe('EROFS');
@@ -179,6 +193,7 @@ rootOnly('read-only reaches peers in a shared subtree', () => {
   });
 
   test.each([true, false])('with mount(2) where open_tree is missing (read-only: %s)', async (readOnly) => {
+    const src = source(`legacy-${readOnly}`);
     const target = path.join(shared, `legacy-${readOnly}`);
     fs.mkdirSync(target);
     const h = await openDir(src);

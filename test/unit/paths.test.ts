@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { Confinement, realLocation } from '../../src/host/paths';
 import { destroy, sandbox, type Sandbox } from './support';
 
+// One daemon confined to <sandbox>/allowed; <sandbox>/outside is a place it must never touch.
 let sb: Sandbox;
 let allowed: string;
 let outside: string;
@@ -14,20 +15,28 @@ beforeAll(async () => {
   outside = path.join(sb.dir, 'outside');
   fs.mkdirSync(allowed);
   fs.mkdirSync(outside);
-  fs.writeFileSync(path.join(outside, 'keep'), 'k');
   await sb.stop();
   sb.config.allowPaths = [allowed];
   await sb.restart();
 });
 afterAll(() => destroy(sb));
 
+/** A directory of this test's own outside the allowed paths, holding a file that must survive. */
+const outsideFor = (name: string) => {
+  const dir = path.join(outside, name);
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'keep'), 'k');
+  return dir;
+};
+
 const create = (Name: string, Opts: Record<string, string>) => sb.call('/VolumeDriver.Create', { Name, Opts });
 
 describe('realLocation resolves like the kernel', () => {
   test('".." after a symlink goes to the parent of the target, not of the link', async () => {
-    fs.mkdirSync(path.join(outside, 'sub'), { recursive: true });
-    fs.symlinkSync(path.join(outside, 'sub'), path.join(allowed, 'lnk'));
-    expect(await realLocation(`${allowed}/lnk/../x`)).toBe(path.join(outside, 'x'));
+    const out = outsideFor('dotdot');
+    fs.mkdirSync(path.join(out, 'sub'));
+    fs.symlinkSync(path.join(out, 'sub'), path.join(allowed, 'lnk'));
+    expect(await realLocation(`${allowed}/lnk/../x`)).toBe(path.join(out, 'x'));
   });
 
   test('the part that does not exist yet is appended as mkdir -p would make it', async () => {
@@ -46,9 +55,10 @@ describe('-o path= is confined to the allowed paths', () => {
   });
 
   test('a symlink that leads outside is refused by its real location', async () => {
-    fs.symlinkSync(outside, path.join(allowed, 'escape'));
+    const out = outsideFor('escape');
+    fs.symlinkSync(out, path.join(allowed, 'escape'));
     expect((await create('esc', { path: `${allowed}/escape/data` })).Err).toMatch(/really .*outside/);
-    expect(fs.existsSync(path.join(outside, 'data'))).toBe(false);
+    expect(fs.existsSync(path.join(out, 'data'))).toBe(false);
   });
 
   test('".." segments are resolved before judging', async () => {
@@ -94,16 +104,17 @@ describe('a data root reached through a symlink still confines', () => {
 
 describe('Remove deletes only what the volume owns', () => {
   test('a mount inside the volume stops the remove before anything is deleted', async () => {
+    const out = outsideFor('withmount');
     expect(await create('withmount', { path: `${allowed}/withmount`, onremove: 'delete' })).toEqual({});
     const tree = path.join(allowed, 'withmount');
     fs.writeFileSync(path.join(tree, 'data'), 'd');
     fs.mkdirSync(path.join(tree, 'mnt'));
-    require('node:child_process').execFileSync('mount', ['--bind', outside, path.join(tree, 'mnt')]);
+    require('node:child_process').execFileSync('mount', ['--bind', out, path.join(tree, 'mnt')]);
     try {
       const reply = await sb.call('/VolumeDriver.Remove', { Name: 'withmount' });
       expect(reply.Err).toMatch(/volume "withmount" was not removed: .*mnt is mounted inside it; unmount it first/);
       expect(fs.readFileSync(path.join(tree, 'data'), 'utf8')).toBe('d');
-      expect(fs.existsSync(path.join(outside, 'keep'))).toBe(true);
+      expect(fs.existsSync(path.join(out, 'keep'))).toBe(true);
       // Nothing was deleted, so the volume is whole and usable again.
       expect((await sb.call('/VolumeDriver.Mount', { Name: 'withmount', ID: 'm1' })).Mountpoint).toBeTruthy();
       expect(await sb.call('/VolumeDriver.Unmount', { Name: 'withmount', ID: 'm1' })).toEqual({});
@@ -115,11 +126,12 @@ describe('Remove deletes only what the volume owns', () => {
   });
 
   test('a volume directory swapped for a symlink to outside is never followed by Remove', async () => {
+    const out = outsideFor('swapped');
     expect(await create('swapped', { path: `${allowed}/swapped`, onremove: 'delete' })).toEqual({});
     fs.renameSync(path.join(allowed, 'swapped'), path.join(allowed, 'swapped.real'));
-    fs.symlinkSync(outside, path.join(allowed, 'swapped'));
+    fs.symlinkSync(out, path.join(allowed, 'swapped'));
     await sb.call('/VolumeDriver.Remove', { Name: 'swapped' });
-    expect(fs.existsSync(path.join(outside, 'keep'))).toBe(true);
+    expect(fs.existsSync(path.join(out, 'keep'))).toBe(true);
     // The symlink in the volume's place is unlinked, never followed; the moved directory is no longer the volume's.
     expect(fs.existsSync(path.join(allowed, 'swapped.real'))).toBe(true);
     expect(fs.lstatSync(path.join(allowed, 'swapped'), { throwIfNoEntry: false })).toBeUndefined();

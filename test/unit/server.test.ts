@@ -9,6 +9,9 @@ beforeAll(async () => {
 });
 afterAll(() => destroy(sb));
 
+/** Each test makes the volumes it reads, so it passes run alone; names are unique per test. */
+const create = async (Name: string) => expect(await sb.call('/VolumeDriver.Create', { Name, Opts: null })).toEqual({});
+
 describe('activation and capabilities', () => {
   test('Activate answers Implements VolumeDriver to an empty body', async () => {
     expect(await sb.call('/Plugin.Activate')).toEqual({ Implements: ['VolumeDriver'] });
@@ -26,12 +29,14 @@ describe('bodies the way dockerd sends them', () => {
     ['no Opts at all', { Name: 'w-none' }],
   ])('Create accepts %s', async (_, body) => {
     expect(await sb.call('/VolumeDriver.Create', body)).toEqual({});
+    expect((await sb.call('/VolumeDriver.Get', { Name: body.Name })).Volume.Name).toBe(body.Name);
   });
 
   test('a body with a trailing newline and no Content-Type is parsed', async () => {
-    const res = await sb.raw('/VolumeDriver.Get', '{"Name":"w-null"}\n');
+    await create('w-newline');
+    const res = await sb.raw('/VolumeDriver.Get', '{"Name":"w-newline"}\n');
     expect(res.status).toBe(200);
-    expect(GetResponse.parse(JSON.parse(res.text)).Volume.Name).toBe('w-null');
+    expect(GetResponse.parse(JSON.parse(res.text)).Volume.Name).toBe('w-newline');
   });
 
   test('an empty body (a retry after a dropped connection) gets Err naming the missing Name', async () => {
@@ -47,13 +52,15 @@ describe('bodies the way dockerd sends them', () => {
 
   test('unknown fields are ignored, as dockerd ignores ours', async () => {
     expect(await sb.call('/VolumeDriver.Create', { Name: 'w-extra', Opts: null, Extra: 1 })).toEqual({});
+    expect((await sb.call('/VolumeDriver.Get', { Name: 'w-extra' })).Volume.Name).toBe('w-extra');
   });
 });
 
 describe('replies', () => {
   test('Get echoes the name, gives an RFC 3339 CreatedAt and the Status fields', async () => {
-    const { Volume } = GetResponse.parse(await sb.call('/VolumeDriver.Get', { Name: 'w-null' }));
-    expect(Volume.Name).toBe('w-null');
+    await create('r-get');
+    const { Volume } = GetResponse.parse(await sb.call('/VolumeDriver.Get', { Name: 'r-get' }));
+    expect(Volume.Name).toBe('r-get');
     expect(new Date(Volume.CreatedAt!).toISOString()).toBe(Volume.CreatedAt);
     expect(Object.keys(Volume.Status!).sort()).toEqual(
       ['createdBy', 'label', 'mounts', 'onRemove', 'options', 'path', 'readOnly'].sort(),
@@ -65,13 +72,15 @@ describe('replies', () => {
   });
 
   test('List gives Name and Mountpoint of every volume', async () => {
+    for (const Name of ['r-list-1', 'r-list-2']) await create(Name);
     const { Volumes } = ListResponse.parse(await sb.call('/VolumeDriver.List', {}));
-    expect(Volumes.map((v) => v.Name)).toEqual(expect.arrayContaining(['w-null', 'w-empty', 'w-none', 'w-extra']));
+    expect(Volumes.map((v) => v.Name)).toEqual(expect.arrayContaining(['r-list-1', 'r-list-2']));
     for (const v of Volumes) expect(v.Mountpoint).toBe(`${sb.config.dataRoot}/${v.Name}`);
   });
 
   test('Unmount, Remove and Create answer {} (an empty 200 body would be an error to dockerd)', async () => {
-    const res = await sb.raw('/VolumeDriver.Remove', '{"Name":"w-extra"}');
+    await create('r-remove');
+    const res = await sb.raw('/VolumeDriver.Remove', '{"Name":"r-remove"}');
     expect(res).toEqual({ status: 200, text: '{}' });
   });
 });
@@ -102,8 +111,9 @@ describe('bad requests', () => {
   });
 
   test('a JSON Content-Type changes nothing', async () => {
-    const res = await sb.raw('/VolumeDriver.Get', '{"Name":"w-none"}', { 'content-type': 'application/json' });
-    expect(JSON.parse(res.text).Volume.Name).toBe('w-none');
+    await create('b-typed');
+    const res = await sb.raw('/VolumeDriver.Get', '{"Name":"b-typed"}', { 'content-type': 'application/json' });
+    expect(JSON.parse(res.text).Volume.Name).toBe('b-typed');
   });
 });
 
