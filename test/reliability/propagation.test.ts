@@ -68,7 +68,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   recordFigures('propagation', {
-    title: '9. shared propagation',
+    title: '10. shared propagation',
     durationMs: Date.now() - started,
     checks: inv.checks,
     violations: inv.violations.length,

@@ -37,7 +37,7 @@ afterAll(async () => {
   attackers?.kill();
   await serve?.kill();
   recordFigures('race', {
-    title: '7. races with symlink swaps',
+    title: '8. races with symlink swaps',
     seed,
     durationMs: Date.now() - started,
     checks: inv.checks,

@@ -40,7 +40,7 @@ const fmt = (xs: number[]) => `p50 ${quantile(xs, 0.5).toFixed(1)} ms, p99 ${qua
 afterAll(async () => {
   await serve?.kill();
   recordFigures('slow-disk', {
-    title: '8. slow fsync under the store',
+    title: '9. slow fsync under the store',
     durationMs: Date.now() - started,
     checks: inv.checks,
     violations: inv.violations.length,

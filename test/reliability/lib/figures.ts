@@ -102,7 +102,7 @@ function render(groups: Record<string, GroupFigures>): string {
   const all = Object.values(groups);
   const sum = (k: 'kills' | 'requests' | 'escapes' | 'violations' | 'checks') => all.reduce((n, g) => n + (g[k] ?? 0), 0);
   const clients = Math.max(0, ...all.map((g) => g.clients ?? 0));
-  const order = ['crash', 'concurrency', 'fuzz', 'escapes', 'socket', 'disk', 'race', 'slow-disk'];
+  const order = ['crash', 'concurrency', 'fuzz', 'escapes', 'socket', 'disk', 'powercut', 'race', 'slow-disk', 'propagation'];
   const rows = Object.entries(groups)
     .sort(([a], [b]) => order.indexOf(a) - order.indexOf(b))
     .map(([, g]) => `| ${g.title} | ${(g.durationMs / 1000).toFixed(1)} s | ${g.checks} | ${g.violations} | ${g.seed ?? ''} | ${g.notes ?? ''} |`);
@@ -119,7 +119,8 @@ Written by the last long run of the reliability suite (\`npm run reliability\`, 
 ${missing.length ? `- Groups without figures in this run (failed to run or not selected): ${missing.join(', ')}\n` : ''}
 | figure | value |
 |---|---|
-| SIGKILL kills survived (each followed by a restart and a check of every invariant) | ${sum('kills')} |
+| SIGKILL kills survived (each followed by a restart and a check of every invariant) | ${sum('kills') - (groups.powercut?.kills ?? 0)} |
+| power cuts survived (hostvol killed and unsynced writes discarded; each followed by recovery and a check of every invariant) | ${groups.powercut?.kills ?? 0} |
 | requests fuzzed | ${sum('requests')} |
 | concurrent clients (largest group) | ${clients} |
 | path escapes tried | ${sum('escapes')} |
