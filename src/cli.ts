@@ -33,6 +33,10 @@ function serveCommand(): Command {
       new Option('--host-paths <hostdir[=plugindir]>', 'managed-plugin mode: the host directory -o path= may use, mounted in the plugin at plugindir (default /host-paths)')
         .env('HOSTVOL_HOST_PATHS'),
     )
+    .addOption(
+      new Option('--state-source <hostdir>', 'managed-plugin mode: host directory of the state mount (its store is the one to serve)')
+        .env('HOSTVOL_STATE_SOURCE'),
+    )
     .addOption(new Option('--boot-id-file <file>', 'kernel boot id, to drop leases after a reboot').env('HOSTVOL_BOOT_ID_FILE').default(defaults.bootIdFile).hideHelp())
     .addOption(new Option('--stale-sweep-ms <ms>', 'first delay of the stale-lease sweeper').argParser((v) => Number(v)).hideHelp())
     .addHelpText('after', `\nDriver options (docker volume create -d hostvol -o key=value):\n  ${describeOptions().join('\n  ')}`)
@@ -46,6 +50,7 @@ function serveCommand(): Command {
         selinux: flags.selinux as Config['selinux'],
         propagatedMount: (flags.propagatedMount as string | undefined) || undefined,
         hostPaths: flags.hostPaths ? parseHostPaths(flags.hostPaths as string) : undefined,
+        stateSource: (flags.stateSource as string | undefined) || undefined,
         bootIdFile: flags.bootIdFile as string,
         staleSweepMs: flags.staleSweepMs as unknown as number | undefined,
       };
