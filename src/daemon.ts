@@ -13,6 +13,7 @@ import { systemMounter, type Mounter } from './host/mounter';
 import { Confinement, realLocation } from './host/paths';
 import { recover } from './volumes/recover';
 import { createApp } from './plugin/server';
+import { refusingApp } from './plugin/refusal';
 import { SqliteStore } from './store/sqlite';
 import { mountedElsewhere } from './host/inuse';
 import { CLAIM_FILE, checkClaim, ensureStoreId, findStore, readClaim, writeClaim } from './store/identity';
@@ -77,7 +78,8 @@ export async function startDaemon(config: Config, deps: { log?: Logger; mounter?
   await listenUnix(server, config.socket);
 
   // Managed mode: refuse a store other than the one this plugin instance served (store/identity.ts). The
-  // socket stays up: dockerd needs answers, and every volume call then gets the Err that names the fix.
+  // socket stays up: dockerd needs answers, and every volume call then gets the Err that names the fix
+  // (plugin/refusal.ts says why Get is answered differently).
   const claimFile = config.propagatedMount !== undefined ? path.join(config.propagatedMount, CLAIM_FILE) : undefined;
   const stateSource = config.stateSource ?? config.stateDir;
   if (claimFile) {
@@ -86,6 +88,8 @@ export async function startDaemon(config: Config, deps: { log?: Logger; mounter?
     } catch (err) {
       log.error({ err: describe(err) }, 'refusing to serve');
       rejectReady(err);
+      server.removeAllListeners('request');
+      server.on('request', refusingApp(describe(err), config.propagatedMount!, log));
       let closing: Promise<void> | undefined;
       return { server, ready, log, close: () => (closing ??= closeServer(server)) };
     }

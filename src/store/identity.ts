@@ -78,7 +78,7 @@ export function checkClaim(claim: Claim | undefined, found: Found, stateSource: 
   if (found.kind === 'store' && found.id === claim.storeId) return;
   const holds = found.kind === 'store' ? `another store (id ${found.id})` : found.kind === 'none' ? 'no store' : 'a store without an id';
   throw new StoreMismatchError(
-    `hostvol was started on a different store: its state mount ${stateDir} holds ${holds}, but this plugin's ` +
+    `hostvol was started on a different store: its state mount (${stateDir} in the plugin) holds ${holds}, but this plugin's ` +
       `volumes are in store ${claim.storeId} at host directory ${claim.stateSource} (HOSTVOL_STATE_SOURCE). ` +
       '`docker plugin upgrade` puts mount sources back to their defaults. Restore it with: ' +
       `docker plugin disable -f hostvol && docker plugin set hostvol state.source=${claim.stateSource} && docker plugin enable hostvol ` +

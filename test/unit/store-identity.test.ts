@@ -50,11 +50,15 @@ describe('store identity', () => {
     const empty = path.join(sb.dir, 'default-state');
     fs.mkdirSync(empty);
     await restartOn(sb, empty);
-    for (const [route, body] of [['Get', { Name: 'v1' }], ['List', {}], ['Create', { Name: 'v2' }], ['Mount', { Name: 'v1', ID: 'x' }], ['Remove', { Name: 'v1' }]] as const) {
+    for (const [route, body] of [['List', {}], ['Create', { Name: 'v2' }], ['Mount', { Name: 'v1', ID: 'x' }], ['Remove', { Name: 'v1' }], ['Unmount', { Name: 'v1', ID: 'x' }]] as const) {
       const r = await sb.call(`/VolumeDriver.${route}`, body);
-      expect(r.Err).toMatch(/hostvol was started on a different store: its state mount .* holds no store/);
+      expect(r.Err).toMatch(/hostvol was started on a different store: its state mount \(.* in the plugin\) holds no store/);
       expect(r.Err).toMatch(FIX);
     }
+    // Get must not fail: dockerd would forget the volume (its driver, labels, options) for good.
+    const get = await sb.call('/VolumeDriver.Get', { Name: 'v1' });
+    expect(get).toEqual({ Volume: { Name: 'v1', Mountpoint: path.join(sb.config.propagatedMount!, 'v1'), Status: { refused: expect.stringMatching(FIX) } } });
+    expect(await sb.call('/VolumeDriver.Capabilities', {})).toEqual({ Capabilities: { Scope: 'local' } });
     expect(fs.readdirSync(empty)).toEqual([]);
   });
 
@@ -66,7 +70,7 @@ describe('store identity', () => {
     await restartOn(sb, other, '/srv/other'); // the operator moves the store on purpose: accepted
     expect((await sb.call('/VolumeDriver.List', {})).Volumes).toEqual([]);
     await restartOn(sb, home, '/srv/other'); // mount source back to the old one, setting unchanged: refused
-    const r = await sb.call('/VolumeDriver.Get', { Name: 'v1' });
+    const r = await sb.call('/VolumeDriver.Mount', { Name: 'v1', ID: 'x' });
     expect(r.Err).toContain(`holds another store (id ${storeId(home)})`);
     expect(r.Err).toContain(`volumes are in store ${storeId(other)} at host directory /srv/other`);
     await restartOn(sb, other, '/srv/other');
