@@ -39,13 +39,15 @@ beforeAll(async () => {
   }
 }, 600_000);
 
-afterAll(async () => {
-  console.log(`[plugin-upgrade] ${timings.join('; ')}`);
-  await s.docker(['plugin', 'rm', '-f', 'hostvol'], { allowFail: true });
-  await undoHostDirs?.();
-});
 
 describe('managed plugin through a registry, as the README does it', () => {
+  // Inside the describe block, so it runs before the harness's teardown (a top-level afterAll runs after it).
+  afterAll(async () => {
+    console.log(`[plugin-upgrade] ${timings.join('; ')}`);
+    await s.docker(['plugin', 'rm', '-f', 'hostvol'], { allowFail: true });
+    await undoHostDirs?.();
+  });
+
   s.scenario('install under the alias hostvol; the settings block moves the store and the paths directory', async () => {
     await timed('install', () => runReadmeBlock(s.engine, 'managed-install', { registry: registry.address, version: V1 }));
     const p = await inspect();

@@ -20,10 +20,6 @@ let undoHostDirs: () => Promise<void>;
 beforeAll(async () => {
   undoHostDirs = await privateHostDirs(s.engine);
 });
-afterAll(async () => {
-  await s.docker(['volume', 'rm', '-f', 'svc'], { allowFail: true });
-  await undoHostDirs?.();
-});
 
 /** The unit's [Service] ExecStart and Environment= lines (commented ones are examples, not settings). */
 function unit(): { execStart: string[]; env: Record<string, string> } {
@@ -35,6 +31,12 @@ function unit(): { execStart: string[]; env: Record<string, string> } {
 }
 
 describe('host service, as the README installs it', () => {
+  // Inside the describe block, so it runs before the harness's teardown (a top-level afterAll runs after it).
+  afterAll(async () => {
+    await s.docker(['volume', 'rm', '-f', 'svc'], { allowFail: true });
+    await undoHostDirs?.();
+  });
+
   s.scenario('the block, its unit and ExecStart: dockerd finds hostvol on the default socket and the data is in /var/lib/hostvol', async () => {
     const block = readmeBlock('host-service');
     const commands = block.split('\n').map((l) => l.replace(/\s+#.*$/, '').trim());
