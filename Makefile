@@ -5,7 +5,7 @@ VERSION := $(shell node -p 'require("./package.json").version')
 JEST := node_modules/.bin/jest
 RESULTS := .test-results
 
-.PHONY: build run test test-unit test-e2e system-deps engine test-deps plugin plugin-enable bench reliability clean
+.PHONY: build run test test-unit test-e2e system-deps engine registry test-deps plugin plugin-enable bench reliability clean
 
 # npm ci only when the lock file changed since the last install (it rebuilds better-sqlite3 from source).
 node_modules/.installed: package-lock.json
@@ -30,13 +30,17 @@ run: build
 engine:
 	bash test/e2e/install-engine.sh
 
+# Debian's docker-registry: the e2e suites push, install and upgrade the managed plugin through a private one.
+registry:
+	bash test/e2e/install-registry.sh
+
 # The reliability suites' instruments: a FUSE layer that forgets unsynced writes at a power cut
 # (fuse3, python3-pyfuse3, run by /usr/bin/python3) and an fsync-delaying LD_PRELOAD shim (gcc).
 test-deps:
 	@{ [ -e /usr/bin/fusermount3 ] && /usr/bin/python3 -c 'import pyfuse3, trio' 2>/dev/null && command -v cc >/dev/null; } || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fuse3 python3-pyfuse3 python3-trio gcc libc6-dev; }
 
-test: build system-deps engine test-deps
+test: build system-deps engine registry test-deps
 	@rm -rf $(RESULTS) && mkdir -p $(RESULTS)
 	$(JEST) --selectProjects unit --json --outputFile=$(RESULTS)/unit.json
 	$(JEST) --selectProjects reliability --runInBand --json --outputFile=$(RESULTS)/reliability.json
@@ -46,13 +50,16 @@ test: build system-deps engine test-deps
 test-unit: build system-deps
 	$(JEST) --selectProjects unit
 
-test-e2e: build system-deps engine
+test-e2e: build system-deps engine registry
 	$(JEST) --selectProjects e2e --runInBand --verbose
 
 reliability: build system-deps test-deps
 	npm run reliability
 
-PLUGIN ?= hostvol:$(VERSION)
+# One stable name, whatever the version: dockerd records it as every volume's driver (hostvol:latest),
+# so a plugin created under another name (hostvol:0.2.0) would strand the volumes of the old one.
+# The version is in the rootfs (/.instance) and, through a registry, in the image tag.
+PLUGIN ?= hostvol
 
 # Managed plugin: rootfs from this machine's Node and libraries, then `docker plugin create`.
 plugin: build system-deps

@@ -34,7 +34,7 @@ function serveCommand(): Command {
         .env('HOSTVOL_HOST_PATHS'),
     )
     .addOption(
-      new Option('--state-source <hostdir>', 'managed-plugin mode: host path of the state mount (state.source), for docker volume inspect')
+      new Option('--state-source <hostdir>', 'managed-plugin mode: host directory of the state mount (state.source): the store to serve, and the host path docker volume inspect shows')
         .env('HOSTVOL_STATE_SOURCE'),
     )
     .addOption(new Option('--boot-id-file <file>', 'kernel boot id, to drop leases after a reboot').env('HOSTVOL_BOOT_ID_FILE').default(defaults.bootIdFile).hideHelp())
@@ -50,6 +50,7 @@ function serveCommand(): Command {
         selinux: flags.selinux as Config['selinux'],
         propagatedMount: (flags.propagatedMount as string | undefined) || undefined,
         hostPaths: hostPathsOf(flags),
+        stateSource: (flags.stateSource as string | undefined) || undefined,
         bootIdFile: flags.bootIdFile as string,
         staleSweepMs: flags.staleSweepMs as unknown as number | undefined,
       };

@@ -13,8 +13,10 @@ import { systemMounter, type Mounter } from './host/mounter';
 import { Confinement, realLocation } from './host/paths';
 import { recover } from './volumes/recover';
 import { createApp } from './plugin/server';
+import { refusingApp } from './plugin/refusal';
 import { SqliteStore } from './store/sqlite';
 import { mountedElsewhere } from './host/inuse';
+import { CLAIM_FILE, checkClaim, ensureStoreId, findStore, readClaim, writeClaim } from './store/identity';
 
 export interface Config {
   socket: string;
@@ -28,6 +30,11 @@ export interface Config {
   propagatedMount?: string;
   /** Managed mode: a host directory mounted into the plugin, which `-o path=` may use. */
   hostPaths?: HostPaths;
+  /**
+   * Managed mode: the host directory of the `state` mount, as the operator named it (HOSTVOL_STATE_SOURCE).
+   * Unlike the mount source it survives `docker plugin upgrade`, so it names the store to go back to.
+   */
+  stateSource?: string;
   bootIdFile: string;
   /** First delay of the stale-lease sweeper, in ms (tests shorten it). */
   staleSweepMs?: number;
@@ -70,14 +77,35 @@ export async function startDaemon(config: Config, deps: { log?: Logger; mounter?
   });
   await listenUnix(server, config.socket);
 
+  // Managed mode: refuse a store other than the one this plugin instance served (store/identity.ts). The
+  // socket stays up: dockerd needs answers, and every volume call then gets the Err that names the fix
+  // (plugin/refusal.ts says why Get is answered differently).
+  const claimFile = config.propagatedMount !== undefined ? path.join(config.propagatedMount, CLAIM_FILE) : undefined;
+  const stateSource = config.stateSource ?? config.stateDir;
+  if (claimFile) {
+    try {
+      checkClaim(readClaim(claimFile), findStore(config.stateDir), stateSource, config.stateDir);
+    } catch (err) {
+      log.error({ err: describe(err) }, 'refusing to serve');
+      rejectReady(err);
+      server.removeAllListeners('request');
+      server.on('request', refusingApp(describe(err), config.propagatedMount!, log));
+      let closing: Promise<void> | undefined;
+      return { server, ready, log, close: () => (closing ??= closeServer(server)) };
+    }
+  }
+
   let store: SqliteStore | undefined;
   try {
     store = new SqliteStore(config.stateDir);
     const driver = await openDriver(config, store, log, deps.mounter ?? systemMounter, deps.labeler ?? createLabeler(config.selinux));
+    // Only once the store is open (and so this process owns it) is it given an id and claimed.
+    const storeId = ensureStoreId(config.stateDir);
+    if (claimFile) writeClaim(claimFile, { storeId, stateSource });
     resolveReady(driver);
     log.info(
       { socket: config.socket, dataRoot: driver.deps.dataRoot, allowPaths: driver.deps.confinement.roots,
-        managed: driver.deps.layout.managed, selinux: driver.deps.labeler.enabled, volumes: driver.volumes.size },
+        storeId, managed: driver.deps.layout.managed, selinux: driver.deps.labeler.enabled, volumes: driver.volumes.size },
       'hostvol ready',
     );
   } catch (err) {
