@@ -136,6 +136,9 @@ export class Driver {
         try {
           if (first && v.options.label && this.deps.labeler.enabled) await this.deps.labeler.relabel(dir);
           await mounter.bind(dir.fd, target, v.options.readOnly);
+        } catch (err) {
+          // The errno stays in the message (EPERM, ENOSPC, …); the volume's name goes in front.
+          throw new HostvolError(`volume "${name}": mount failed: ${describe(err)}`);
         } finally {
           await dir.close();
         }
@@ -174,6 +177,11 @@ export class Driver {
   remove(name: string): Promise<void> {
     return this.lock.run(name, async () => {
       const v = this.visible(name);
+      // dockerd sends Remove only when none of its containers references the volume (also with -f),
+      // so a lease left is one whose Unmount was lost while hostvol was down or disabled. What still
+      // makes the volume busy is a container of another engine, or one dockerd forgot, that has it
+      // mounted. A managed plugin sees them through the host's PID namespace (pidhost); a process that
+      // cannot see containers at all trusts dockerd.
       if (v.leases.size > 0 && (await this.deps.inUse(v.path)) === true) {
         throw new ConflictError(
           `volume "${name}" is in use by ${v.leases.size} mount(s) and a container still has it mounted; stop the containers using it first`,
@@ -183,22 +191,13 @@ export class Driver {
       // finished at the next start, never half done (some leases gone, the volume still there).
       await this.deps.store.setState(name, 'removing');
       v.state = 'removing';
-      if (v.leases.size > 0) await this.releaseLostMounts(v);
+      if (v.leases.size > 0) {
+        await this.stale.drop(v, [...v.leases.keys()], 'dockerd asked to remove the volume and no container has it mounted');
+        await this.releaseBind(v);
+      }
       await this.discard(v);
       this.deps.log.info({ volume: name, path: v.path, data: vol.onRemove(v) === 'delete' ? 'deleted' : 'kept' }, 'volume removed');
     });
-  }
-
-  /**
-   * dockerd sends Remove only when none of its containers references the volume (also with -f), so
-   * any lease left is one whose Unmount was lost while hostvol was down or disabled. The one thing
-   * that still makes the volume busy is a container of another engine, or one dockerd forgot, that
-   * has it mounted: Remove checks that first. A managed plugin sees containers through the host's
-   * PID namespace (pidhost); a process that cannot see them at all trusts dockerd.
-   */
-  private async releaseLostMounts(v: Volume): Promise<void> {
-    await this.stale.drop(v, [...v.leases.keys()], 'dockerd asked to remove the volume and no container has it mounted');
-    await this.releaseBind(v);
   }
 
   /** Waits for every operation in flight and stops background work (used at shutdown). */
