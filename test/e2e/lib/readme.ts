@@ -124,3 +124,20 @@ export async function serveInEngine(engine: Engine, argv: string[], env: NodeJS.
   }, 20_000);
   return pid;
 }
+
+/**
+ * Covers `dir` in the engine's mount namespace with an overlay whose writes land in BASE, so a block may
+ * install files there (e.g. /etc/systemd/system) without touching the machine. Returns the undo.
+ */
+export async function privateOverlay(engine: Engine, dir: string): Promise<() => Promise<void>> {
+  const upper = path.join(engine.base, `overlay${dir.replace(/\//g, '_')}`);
+  const script = [
+    `mkdir -p ${upper} && mount -t tmpfs overlayfs ${upper} && mkdir ${upper}/u ${upper}/w`,
+    `mount -t overlay overlay -o lowerdir=${dir},upperdir=${upper}/u,workdir=${upper}/w ${dir}`,
+  ].join(' && ');
+  const ns = engine.nsenter(false);
+  await run(ns[0], [...ns.slice(1), 'sh', '-ec', script]);
+  return async () => {
+    await run(ns[0], [...ns.slice(1), 'sh', '-c', `umount -l ${dir}; umount -l ${upper}`], { allowFail: true });
+  };
+}
