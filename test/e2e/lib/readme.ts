@@ -6,11 +6,12 @@
 // DOCKER_HOST pointing at the private dockerd. Host directories a block names (/var/lib/hostvol,
 // /srv/hostvol) are created there on a private overlay of /var/lib and a tmpfs on /srv (hostDirs()), so
 // the machine running the tests is never written to; dockerd, which runs in that namespace, binds them.
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Engine } from './engine';
 import { REPO } from './hostvol';
-import { run, type RunResult } from './proc';
+import { isAlive, run, terminate, waitFor, type RunResult } from './proc';
 
 export const README = path.join(REPO, 'README.md');
 const MARKER = /^<!-- e2e: ([a-z-]+) -->$/;
@@ -49,15 +50,27 @@ export function readmeBlock(name: string, values: Record<string, string> = {}): 
  * then marks node_modules/.installed as up to date (what `make build` records after its npm ci).
  */
 export async function runReadmeBlock(engine: Engine, name: string, values: Record<string, string> = {}): Promise<RunResult> {
-  const script = readmeBlock(name, values);
+  return runReadmeScript(engine, `README block ${name}`, readmeBlock(name, values));
+}
+
+/**
+ * Runs `script` (part of a README block, e.g. one of its lines, so a test can check what each line's
+ * comment claims before the next one runs) the way runReadmeBlock runs a whole block.
+ */
+export async function runReadmeScript(engine: Engine, what: string, script: string): Promise<RunResult> {
   const env: NodeJS.ProcessEnv = { ...engine.env() };
   if (fs.lstatSync(path.join(REPO, 'node_modules')).isSymbolicLink()) env.MAKEFLAGS = '-o node_modules/.installed';
   const ns = engine.nsenter(false);
   // setns into a mount namespace moves the working directory to its root: go back to the checkout first.
   const argv = [...ns.slice(1), 'bash', '-euo', 'pipefail', '-c', `cd "$0"\n${script}`, REPO];
   const r = await run(ns[0], argv, { env, timeoutMs: 300_000, allowFail: true });
-  if (r.code !== 0) throw new Error(`README block ${name} failed (exit ${r.code}):\n${script}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
+  if (r.code !== 0) throw new Error(`${what} failed (exit ${r.code}):\n${script}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
   return r;
+}
+
+/** The commands of a README block, one per line, each without its trailing `# comment`. */
+export function blockCommands(block: string): string[] {
+  return block.split('\n').map((l) => l.replace(/\s+#.*$/, '').trim()).filter(Boolean);
 }
 
 /** Where the test process reads `p` as the engine's mount namespace sees it (/proc/<pid>/root). */
@@ -83,5 +96,48 @@ export async function privateHostDirs(engine: Engine): Promise<() => Promise<voi
   return async () => {
     // Lazily: a legacy hostvol may still hold its store open there until the engine's teardown stops it.
     await run(ns[0], [...ns.slice(1), 'sh', '-c', `umount -l /srv; umount -l /var/lib; umount -l ${upper}`], { allowFail: true });
+  };
+}
+
+/**
+ * Starts `argv` (a hostvol serve command) inside the engine's mount namespace, as a host service would
+ * run on the host, with `env` as its whole environment, and waits for hostvol's socket on the default
+ * path /run/docker/plugins/hostvol.sock. Output goes to BASE/<log>. It is stopped, and the socket
+ * removed, in the engine's teardown after dockerd. Returns its pid.
+ */
+export async function serveInEngine(engine: Engine, argv: string[], env: NodeJS.ProcessEnv, log = 'service.log'): Promise<number> {
+  const logFile = path.join(engine.base, log);
+  const socket = path.join(engine.pluginDirs.run, 'hostvol.sock');
+  const cmd = [...engine.nsenter(false), ...argv];
+  const fd = fs.openSync(logFile, 'a');
+  const child = spawn(cmd[0], cmd.slice(1), { detached: true, stdio: ['ignore', fd, fd], env });
+  fs.closeSync(fd);
+  child.unref();
+  const pid = child.pid!;
+  engine.addFinalizer(async () => {
+    await terminate(pid, 10_000);
+    fs.rmSync(socket, { force: true });
+  });
+  await waitFor('hostvol.sock', () => {
+    if (!isAlive(pid)) throw new Error(`hostvol exited: ${fs.readFileSync(logFile, 'utf8')}`);
+    return fs.existsSync(socket);
+  }, 20_000);
+  return pid;
+}
+
+/**
+ * Covers `dir` in the engine's mount namespace with an overlay whose writes land in BASE, so a block may
+ * install files there (e.g. /etc/systemd/system) without touching the machine. Returns the undo.
+ */
+export async function privateOverlay(engine: Engine, dir: string): Promise<() => Promise<void>> {
+  const upper = path.join(engine.base, `overlay${dir.replace(/\//g, '_')}`);
+  const script = [
+    `mkdir -p ${upper} && mount -t tmpfs overlayfs ${upper} && mkdir ${upper}/u ${upper}/w`,
+    `mount -t overlay overlay -o lowerdir=${dir},upperdir=${upper}/u,workdir=${upper}/w ${dir}`,
+  ].join(' && ');
+  const ns = engine.nsenter(false);
+  await run(ns[0], [...ns.slice(1), 'sh', '-ec', script]);
+  return async () => {
+    await run(ns[0], [...ns.slice(1), 'sh', '-c', `umount -l ${dir}; umount -l ${upper}`], { allowFail: true });
   };
 }
