@@ -1,5 +1,6 @@
 // The wire contract as dockerd uses it: every endpoint, no Content-Type, empty bodies, Opts null
 // or {}, and every reply HTTP 200 with JSON.
+import pino from 'pino';
 import { GetResponse, ListResponse } from '../../src/plugin/protocol';
 import { destroy, sandbox, type Sandbox } from './support';
 
@@ -140,5 +141,22 @@ describe('List is encoded once per change', () => {
     await sb.call('/VolumeDriver.Remove', { Name: 'lc-new' });
     expect(await names()).not.toContain('lc-new');
     expect(await names()).toEqual(before);
+  });
+});
+
+describe('logging', () => {
+  test("a Get of an unknown name is normal traffic (dockerd asks before every Create): debug, not a warning", async () => {
+    const lines: { level: number; msg: string; route?: string }[] = [];
+    const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+    const own = await sandbox({}, { log });
+    try {
+      await own.call('/VolumeDriver.Get', { Name: 'not-there' });
+      await own.call('/VolumeDriver.Mount', { Name: 'not-there', ID: 'x' });
+      const failed = (route: string) => lines.filter((l) => l.msg === 'request failed' && l.route === route).map((l) => l.level);
+      expect(failed('/VolumeDriver.Get')).toEqual([20]); // pino's debug
+      expect(failed('/VolumeDriver.Mount')).toEqual([40]); // pino's warn: a Mount of an unknown volume is worth a look
+    } finally {
+      await destroy(own);
+    }
   });
 });

@@ -18,7 +18,7 @@ export interface Sandbox {
   stop(): Promise<void>;
 }
 
-export async function sandbox(overrides: Partial<Config> = {}, inject: { labeler?: Labeler } = {}): Promise<Sandbox> {
+export async function sandbox(overrides: Partial<Config> = {}, inject: { labeler?: Labeler; log?: pino.Logger } = {}): Promise<Sandbox> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hv-'));
   const bootIdFile = path.join(dir, 'boot_id');
   fs.writeFileSync(bootIdFile, 'boot-1\n');
