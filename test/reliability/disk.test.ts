@@ -10,6 +10,7 @@ import { Invariants, recordFigures } from './lib/figures';
 import { Sandbox, mountTable, umountAllUnder } from './lib/sandbox';
 import { Serve, requireBuild, serveExpectingExit, type ServeConfig } from './lib/serve';
 import { readStoreCopy } from './lib/store';
+import { failedCleanly, fill, stillAnswering } from './lib/disk-checks';
 
 let sb: Sandbox;
 const inv = new Invariants();
@@ -50,44 +51,6 @@ function config(tag: string, over: Partial<ServeConfig> = {}): ServeConfig {
   };
 }
 
-/** Fills the file system holding `dir` until ENOSPC; returns the filler file. */
-function fill(dir: string): string {
-  const f = path.join(dir, 'filler');
-  const fd = fs.openSync(f, 'a');
-  try {
-    for (const size of [1 << 20, 1 << 16, 1 << 12, 512, 1]) {
-      const buf = Buffer.alloc(size, 0x66);
-      try {
-        for (;;) fs.writeSync(fd, buf);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-      }
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  return f;
-}
-
-/** What must hold for volume `name` after a Create of it failed: no directory, no record, a clear Err. */
-async function failedCleanly(s: Serve, name: string, dir: string, err: string, why: RegExp): Promise<void> {
-  inv.check(err.includes(`"${name}"`) && why.test(err), () => `Create ${name}: the Err is not clear: ${err}`);
-  inv.check(!fs.existsSync(dir), `Create ${name} failed but left ${dir}`);
-  inv.check(isErr(await s.client.get(name)), `Create ${name} failed but Get finds it`);
-  inv.check(!(await s.client.names()).includes(name), `Create ${name} failed but List shows it`);
-}
-
-/** Get and List still answer for the volumes that exist. */
-async function stillAnswering(s: Serve, names: string[], when: string): Promise<void> {
-  for (const n of names) {
-    const g = await s.client.get(n);
-    inv.check(isOk(g) && g.json.Volume.Name === n, () => `${when}: Get ${n} failed: ${g.text}`);
-  }
-  const l = await s.client.list();
-  const listed = isOk(l) ? (l.json.Volumes as { Name: string }[]).map((v) => v.Name) : [];
-  inv.check(names.every((n) => listed.includes(n)), () => `${when}: List is missing volumes: ${l.text}`);
-}
-
 test('state directory on a full file system: Create fails clearly, nothing half-made, Get/List answer', () =>
   checked(async () => {
     const fsDir = sb.path('full-state');
@@ -104,9 +67,9 @@ test('state directory on a full file system: Create fails clearly, nothing half-
       attempts++;
       const r = await s.client.create('c', null);
       if (inv.check(isErr(r), () => `Create c on a full state dir: ${r.text}`)) {
-        await failedCleanly(s, 'c', path.join(cfg.dataRoot, 'c'), r.json.Err, /full|space/i);
+        await failedCleanly(inv, s, 'c', path.join(cfg.dataRoot, 'c'), r.json.Err, /full|space/i);
       }
-      await stillAnswering(s, ['a', 'b'], 'state dir full');
+      await stillAnswering(inv, s, ['a', 'b'], 'state dir full');
       // Writes that fail must leave the volume as it was.
       const m = await s.client.mount('a', 'm2');
       inv.check(isErr(m) || isOk(m), 'Mount on a full state dir: malformed reply');
@@ -114,7 +77,7 @@ test('state directory on a full file system: Create fails clearly, nothing half-
       if (isErr(rm)) inv.check(fs.existsSync(path.join(cfg.dataRoot, 'a')), 'a refused Remove deleted the data of a');
       const um = await s.client.unmount('b', 'm1');
       inv.check(isErr(um) || isOk(um), 'Unmount on a full state dir: malformed reply');
-      await stillAnswering(s, isErr(rm) ? ['a', 'b'] : ['b'], 'after failed writes');
+      await stillAnswering(inv, s, isErr(rm) ? ['a', 'b'] : ['b'], 'after failed writes');
 
       // Free the space page by page: at every step a Create either works or fails cleanly, and an
       // immediate retry never reports a volume that does not exist.
@@ -135,12 +98,12 @@ test('state directory on a full file system: Create fails clearly, nothing half-
             break;
           }
           failedSteps++;
-          await failedCleanly(s, name, dir, c.json?.Err ?? c.text, /full|space/i);
+          await failedCleanly(inv, s, name, dir, c.json?.Err ?? c.text, /full|space/i);
         }
         if (known.length > 12) break;
       }
       inv.check(failedSteps > 0, 'no Create failed while the state dir was nearly full (the test did not test anything)');
-      await stillAnswering(s, known, 'while freeing space');
+      await stillAnswering(inv, s, known, 'while freeing space');
       if (process.env.RELIABILITY_DEBUG) console.log({ failedSteps, known });
       fs.rmSync(filler, { force: true });
       attempts++;
@@ -153,7 +116,7 @@ test('state directory on a full file system: Create fails clearly, nothing half-
       const copy = readStoreCopy(cfg.stateDir);
       inv.check(copy.integrity === 'ok', `store integrity: ${copy.integrity}`);
       s = await Serve.start(cfg);
-      await stillAnswering(s, known, 'after a restart');
+      await stillAnswering(inv, s, known, 'after a restart');
       const names = await s.client.names();
       inv.check(JSON.stringify(names) === JSON.stringify([...known].sort()), () => `after restart List ${names} / acknowledged ${[...known].sort()}`);
       const dirs = fs.readdirSync(cfg.dataRoot).sort();
@@ -197,16 +160,16 @@ test('state directory on a file system that turns read-only: Create fails clearl
       attempts++;
       const r = await s.client.create('rb', null);
       if (inv.check(isErr(r), () => `Create rb on a read-only state dir: ${r.text}`)) {
-        await failedCleanly(s, 'rb', path.join(cfg.dataRoot, 'rb'), r.json.Err, /read-only|readonly|I\/O error/i);
+        await failedCleanly(inv, s, 'rb', path.join(cfg.dataRoot, 'rb'), r.json.Err, /read-only|readonly|I\/O error/i);
       }
-      await stillAnswering(s, ['ra', 'rro'], 'state dir read-only');
+      await stillAnswering(inv, s, ['ra', 'rro'], 'state dir read-only');
       for (const [what, call] of [['Mount ra', () => s.client.mount('ra', 'm2')], ['Unmount rro', () => s.client.unmount('rro', 'm1')],
         ['Remove ra', () => s.client.remove('ra')]] as const) {
         const x = await call();
         inv.check(isErr(x) || isOk(x), `${what} on a read-only state dir: malformed reply`);
       }
       inv.check(fs.existsSync(path.join(cfg.dataRoot, 'ra')), 'a Remove that could not be recorded deleted the data of ra');
-      await stillAnswering(s, ['ra', 'rro'], 'after writes were refused');
+      await stillAnswering(inv, s, ['ra', 'rro'], 'after writes were refused');
       inv.check(s.alive(), 'hostvol died when its state dir turned read-only');
 
       // The operator repairs the file system and restarts hostvol: what was acknowledged is there.
@@ -216,7 +179,7 @@ test('state directory on a file system that turns read-only: Create fails clearl
       execFileSync('sh', ['-c', `e2fsck -fy ${img} >/dev/null 2>&1; true`]);
       execFileSync('mount', ['-o', 'loop', img, fsDir]);
       s = await Serve.start(cfg);
-      await stillAnswering(s, ['ra', 'rro'], 'after repair and restart');
+      await stillAnswering(inv, s, ['ra', 'rro'], 'after repair and restart');
       const names = await s.client.names();
       inv.check(JSON.stringify(names) === JSON.stringify(['ra', 'rro']), () => `after repair: List ${names}`);
       attempts++;
@@ -233,7 +196,7 @@ test('state directory on a file system that turns read-only: Create fails clearl
       inv.check(!fs.existsSync(cfg.socket), 'a refused start left its socket behind');
       execFileSync('mount', ['-o', 'remount,rw', fsDir]);
       s = await Serve.start(cfg);
-      await stillAnswering(s, ['ra', 'rro', 'rb'], 'restarted writable');
+      await stillAnswering(inv, s, ['ra', 'rro', 'rb'], 'restarted writable');
     } finally {
       await s.kill();
     }
@@ -260,15 +223,15 @@ test('data root full or read-only: Create fails clearly and leaves no record', (
         attempts++;
         const r = await s.client.create(name, opts);
         const dir = opts ? opts.path : path.join(cfg.dataRoot, name);
-        if (inv.check(isErr(r), () => `Create ${name} on a full data root: ${r.text}`)) await failedCleanly(s, name, dir, r.json.Err, /space|ENOSPC/i);
+        if (inv.check(isErr(r), () => `Create ${name} on a full data root: ${r.text}`)) await failedCleanly(inv, s, name, dir, r.json.Err, /space|ENOSPC/i);
       }
       execFileSync('mount', ['-o', 'remount,ro', fsDir]);
       attempts++;
       const r = await s.client.create('d4', null);
       if (inv.check(isErr(r), () => `Create d4 on a read-only data root: ${r.text}`)) {
-        await failedCleanly(s, 'd4', path.join(cfg.dataRoot, 'd4'), r.json.Err, /read-only|EROFS/i);
+        await failedCleanly(inv, s, 'd4', path.join(cfg.dataRoot, 'd4'), r.json.Err, /read-only|EROFS/i);
       }
-      await stillAnswering(s, ['d1'], 'data root full/read-only');
+      await stillAnswering(inv, s, ['d1'], 'data root full/read-only');
       execFileSync('mount', ['-o', 'remount,rw', fsDir]);
       await s.kill();
       const rows = readStoreCopy(cfg.stateDir).volumes.map((v) => `${v.name}:${v.state}`);
@@ -312,10 +275,10 @@ test('slow and failing labelling: other volumes keep answering, a failed Create 
       if (process.env.RELIABILITY_DEBUG) console.log({ slowMs: slowDone - t0 });
       const f = await failing;
       if (inv.check(isErr(f), () => `Create will-fail: ${f.text}`)) {
-        await failedCleanly(s, 'will-fail', failDir, f.json.Err, /does not support it \(EOPNOTSUPP\)/);
+        await failedCleanly(inv, s, 'will-fail', failDir, f.json.Err, /does not support it \(EOPNOTSUPP\)/);
         inv.check(!fs.existsSync(path.join(ram, 'new')), 'Create will-fail failed but left the parent it made');
       }
-      await stillAnswering(s, ['fast', 'slow'], 'after labelling');
+      await stillAnswering(inv, s, ['fast', 'slow'], 'after labelling');
       // Nothing was made or lost in the relabelled tree, and the volume is usable.
       inv.check(fs.readdirSync(big).length === 40 && fs.readdirSync(path.join(big, 'd39')).length === 500, 'the relabelled tree changed');
       const m = await s.client.mount('slow', 'y');
