@@ -37,19 +37,8 @@ fi
 pkgs=$(printf '%s\n' docker.io docker-compose busybox-static attr "${missing[@]}" | sort -u | tr '\n' ' ')
 echo "install-engine.sh: installing $pkgs"
 
-export DEBIAN_FRONTEND=noninteractive
-created=0
-if [ ! -e /usr/sbin/policy-rc.d ]; then
-  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-  chmod +x /usr/sbin/policy-rc.d
-  created=1
-fi
-cleanup() { if [ "$created" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi; }
-trap cleanup EXIT
-
-apt-get update -qq
 # shellcheck disable=SC2086
-apt-get install -y -qq --no-install-recommends $pkgs
+bash "$(dirname "$0")/apt-install.sh" $pkgs
 
 for bin in dockerd containerd runc docker-compose setfattr; do
   command -v "$bin" >/dev/null 2>&1 || { echo "install-engine.sh: $bin still missing after install" >&2; exit 1; }

@@ -9,16 +9,6 @@ if [ -x /usr/bin/docker-registry ]; then
   echo "install-registry.sh: $(/usr/bin/docker-registry --version 2>/dev/null | head -1) already present"
   exit 0
 fi
-export DEBIAN_FRONTEND=noninteractive
-created=0
-if [ ! -e /usr/sbin/policy-rc.d ]; then
-  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-  chmod +x /usr/sbin/policy-rc.d
-  created=1
-fi
-cleanup() { if [ "$created" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi; }
-trap cleanup EXIT
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends docker-registry
+bash "$(dirname "$0")/apt-install.sh" docker-registry
 [ -x /usr/bin/docker-registry ] || { echo "install-registry.sh: /usr/bin/docker-registry still missing" >&2; exit 1; }
 echo "install-registry.sh: done"
