@@ -2,9 +2,14 @@
 // from an open directory fd with O_NOFOLLOW (see tree-dir.ts for how, without openat in Node), so a
 // path component swapped for a symlink or renamed while an operation runs can never lead it outside.
 // Judging a path once with realpath and then following it again by name is exactly that hole.
+// Walks of a bounded number of steps (a path's components) run whole as one job on a host worker
+// (tree-jobs.ts); walks over a whole tree (tree-walk.ts) go step by step, so one huge tree never
+// holds a worker for long.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Dir, TreeError, errnoOf, openChild, openRoot, originOf, shownName } from './tree-dir';
+import { JobFailure, runJob } from './host-worker';
+import { Dir, TreeError, errnoOf, originOf, shownName } from './tree-dir';
+import type { WalkFailure } from './tree-jobs';
 import { removeFrom } from './tree-walk';
 
 export { Dir, TreeError, isNotFound } from './tree-dir';
@@ -21,68 +26,78 @@ function components(root: string, rel: string): string[] {
   return parts;
 }
 
-/** Steps from `dir` into `name`, closing `dir` whether or not the step succeeds. */
-async function step(dir: Dir, name: string): Promise<Dir> {
-  try {
-    return await openChild(dir, name);
-  } finally {
-    await dir.close();
+/** The path of component `index` of `parts` below `root`, for messages (-1: the root). */
+function shownPath(root: string, parts: string[], index: number): string {
+  let p = root;
+  for (let i = 0; i <= index; i++) p = `${p === '/' ? '' : p}/${shownName(parts[i])}`;
+  return p;
+}
+
+/** A walk job's failure (tree-jobs.ts WalkFailure) worded as tree-dir.ts words the same failure. */
+function walkError(err: unknown, root: string, parts: string[]): unknown {
+  if (!(err instanceof JobFailure) || typeof err.fields.index !== 'number') return err;
+  const { code } = err;
+  const f = err.fields as unknown as WalkFailure;
+  const p = shownPath(root, parts, f.index);
+  if (f.step === 'mkdir') return new TreeError(`cannot create ${p} (${code})`, code);
+  if (f.step === 'set up') return new TreeError(`cannot set up the new directory ${p} (${code})`, code);
+  if (code === 'ENOENT') return new TreeError(`${p} does not exist`, code);
+  if (f.index < 0) return new TreeError(code === 'ENOTDIR' ? `${p} is not a directory` : `cannot open ${p} (${code})`, code);
+  if (code === 'ENOTDIR') {
+    const what = f.symlink ? 'a symbolic link' : 'not a directory';
+    return new TreeError(`${p} is not a plain directory: it is ${what} (swapped for a symlink?); refusing to follow it`, code);
   }
+  return new TreeError(`cannot open ${p} (${code})`, code);
 }
 
 /**
  * Opens the trusted `root` (an absolute real path, followed as given) and then each component of
- * `rel` ('' = the root itself) with O_NOFOLLOW|O_DIRECTORY. A symlink or non-directory on the way is
- * a TreeError (a PathError) with code ENOTDIR; a missing component has code ENOENT.
+ * `rel` ('' = the root itself) with O_NOFOLLOW|O_DIRECTORY, as one job on a host worker. A symlink
+ * or non-directory on the way is a TreeError (a PathError) with code ENOTDIR; a missing component
+ * has code ENOENT.
  */
 export async function openBeneath(root: string, rel: string): Promise<Dir> {
   const parts = components(root, rel);
-  let dir = await openRoot(root);
-  for (const name of parts) dir = await step(dir, name);
-  return dir;
+  try {
+    const fd = await runJob<number>('openBeneath', root, parts);
+    return new Dir(fd, shownPath(root, parts, parts.length - 1));
+  } catch (err) {
+    throw walkError(err, root, parts);
+  }
 }
 
 /**
- * `mkdir -p` beneath `root` with no-follow steps. Each missing component is made with `mode` and then
- * fchmodded to exactly `mode` (the process umask would narrow mkdir's), and fsynced together with its
- * parent, so a power cut cannot lose the new entries. `made` is the absolute path of the first
- * component created (null when all existed), which is what undoing this must remove.
+ * `mkdir -p` beneath `root` with no-follow steps, as one job on a host worker. Each missing component
+ * is made with `mode` and then fchmodded to exactly `mode` (the process umask would narrow mkdir's),
+ * and fsynced together with its parent, so a power cut cannot lose the new entries. `made` is the
+ * absolute path of the first component created (null when all existed), which is what undoing this
+ * must remove.
  */
 export async function makeBeneath(root: string, rel: string, mode: number): Promise<{ dir: Dir; made: string | null }> {
   const parts = components(root, rel);
-  let made: string | null = null;
-  let dir = await openRoot(root);
   try {
-    for (let i = 0; i < parts.length; i++) {
-      const name = parts[i];
-      let created = false;
-      try {
-        await fs.promises.mkdir(dir.at(name), mode);
-        created = true;
-      } catch (err) {
-        // EEXIST: it exists (or another creator won the race); the no-follow open below judges what it is.
-        if (errnoOf(err) !== 'EEXIST') throw new TreeError(`cannot create ${dir.child(name)} (${errnoOf(err) ?? err})`, errnoOf(err) ?? 'EIO');
-      }
-      const parent = dir;
-      dir = await openChild(parent, name).catch(async (err) => {
-        await parent.close();
-        throw err;
-      });
-      try {
-        if (created) {
-          made ??= path.join(root, ...parts.slice(0, i + 1));
-          await dir.chmod(mode);
-          await dir.sync();
-          await parent.sync();
-        }
-      } finally {
-        await parent.close();
-      }
-    }
-    return { dir, made };
+    const r = await runJob<{ fd: number; made: number }>('makeBeneath', root, parts, mode);
+    return { dir: new Dir(r.fd, shownPath(root, parts, parts.length - 1)), made: r.made < 0 ? null : path.join(root, ...parts.slice(0, r.made + 1)) };
   } catch (err) {
-    await dir.close().catch(() => undefined); // already closed when the failure was in the step itself
-    throw err;
+    throw walkError(err, root, parts);
+  }
+}
+
+/**
+ * Renames directory `name` of `parent` to `trash` and removes it, with one fsync of `parent`, when
+ * it is an empty directory on the parent's own mount (tree-jobs.ts retireEmpty, one job). 'busy':
+ * it is not, and nothing was done; 'renamed': it was renamed but is not empty after all (filled
+ * meanwhile), so the caller removes `trash` with removeEntry.
+ */
+export async function retireEmpty(parent: Dir, name: string, trash: string): Promise<'removed' | 'renamed' | 'absent' | 'busy'> {
+  try {
+    parent.at(name); // refuses '', '.', '..' and names with '/' before anything is touched
+    parent.at(trash);
+    return await runJob('retireEmpty', parent.fd, Buffer.from(name), Buffer.from(trash));
+  } catch (err) {
+    if (!(err instanceof JobFailure)) throw err;
+    const what = err.fields.step === 'rename' ? `rename ${parent.child(name)} to ${shownName(trash)}` : `remove ${parent.child(trash)}`;
+    throw Object.assign(new TreeError(`cannot ${what} (${err.code})`, err.code), { renamed: err.fields.renamed === true });
   }
 }
 

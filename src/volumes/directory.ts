@@ -8,8 +8,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PathError, describe } from '../errors';
 import type { Labeler } from '../host/labels';
-import { isInside, shown, type Confinement } from '../host/paths';
-import { isNotFound, makeBeneath, openBeneath, removeEntry, renameIn, type Dir } from '../host/tree';
+import { isInside, probe, shown, type Confinement } from '../host/paths';
+import { isNotFound, makeBeneath, openBeneath, removeEntry, renameIn, retireEmpty, type Dir } from '../host/tree';
 import { toPlugin, type HostPaths } from './hostpaths';
 import type { VolumeOptions } from './options';
 import type { Volume } from './volume';
@@ -37,11 +37,11 @@ export async function locate(
     ? await p.confinement.judge(toPlugin(p.hostPaths, options.path), `option path of volume "${name}":`)
     : await p.confinement.judge(path.join(p.dataRoot, name), `directory of volume "${name}":`);
   checkPlacement(p, volumes, name, real, options);
-  const st = await fs.promises.lstat(real).catch(() => undefined);
-  if (st && !st.isDirectory()) {
+  const here = await probe(real);
+  if (here.exists && !here.isDir) {
     throw new PathError(`volume "${name}": ${shown(real)} exists and is not a directory; choose another path`);
   }
-  return { real, exists: st !== undefined, made: st ? null : await firstMissing(real) };
+  return { real, exists: here.exists, made: here.firstMissing };
 }
 
 /** Refuses directories that would hold hostvol's own state or another volume's data. */
@@ -60,16 +60,6 @@ export function checkPlacement(p: Placement, volumes: VolumeTable, name: string,
   }
   const other = volumes.overlapping(real);
   if (other && other.name !== name) fail(`is or nests with the directory of volume "${other.name}" (${shown(other.path)})`);
-}
-
-/** The nearest path component that does not exist yet: what `mkdir -p p` would create first. */
-async function firstMissing(p: string): Promise<string | null> {
-  let missing: string | null = null;
-  for (let cur = p; ; cur = path.dirname(cur)) {
-    if (await fs.promises.lstat(cur).then(() => true, () => false)) return missing;
-    missing = cur;
-    if (cur === '/') return missing;
-  }
 }
 
 /** The allowed root a volume's directory lies in, and its path below that root. */
@@ -108,7 +98,8 @@ export async function openDirectory(v: Volume, confinement: Confinement): Promis
 export async function prepareDirectory(v: Volume, confinement: Confinement, labeler: Labeler): Promise<void> {
   const { uid, gid, mode, label } = v.options;
   const { root, rel } = rooted(v, confinement);
-  // makeBeneath sets exactly 0755 on what it makes, so the process umask cannot narrow the default.
+  // makeBeneath sets exactly 0755 on what it makes, so the process umask cannot narrow the default,
+  // and fsyncs what it made with its parent.
   const dir = v.createdBy === 'hostvol' ? (await makeBeneath(root, rel, 0o755)).dir : await openDirectory(v, confinement);
   const before = v.createdBy === 'existing' ? await dir.stat() : undefined;
   try {
@@ -116,7 +107,8 @@ export async function prepareDirectory(v: Volume, confinement: Confinement, labe
     if (uid !== undefined || gid !== undefined) await dir.chown(uid ?? -1, gid ?? -1);
     if (mode !== undefined) await dir.chmod(mode);
     if (label && labeler.enabled) await labeler.relabel(dir);
-    await dir.sync();
+    // Only a change needs its own fsync: with none, what makeBeneath synced is all there is.
+    if (uid !== undefined || gid !== undefined || mode !== undefined || (label && labeler.enabled)) await dir.sync();
   } catch (err) {
     if (before) {
       await dir.chown(before.uid, before.gid).catch(() => undefined);
@@ -133,8 +125,16 @@ export async function prepareDirectory(v: Volume, confinement: Confinement, labe
  * synced), so a delete cut short never leaves a half-emptied directory under the volume's own path;
  * the trash name is derived from the path, so recovery finds it again. Then the directories mkdir -p
  * made for it go too, while they are empty (another volume may have been put in one meanwhile).
+ * An empty directory (the usual volume that was never written) is renamed and removed in one job
+ * with one fsync: with nothing in it there is nothing to half-delete, and no mount inside it either.
+ * Anything else first passes `beforeDeleting` (the caller's check for mounts inside).
  */
-export async function deleteDirectory(v: Volume, confinement: Confinement, renamed: () => void = () => undefined): Promise<void> {
+export async function deleteDirectory(
+  v: Volume,
+  confinement: Confinement,
+  renamed: () => void = () => undefined,
+  beforeDeleting: () => Promise<void> = async () => undefined,
+): Promise<void> {
   const { root, rel } = rooted(v, confinement);
   if (rel === '') throw new PathError(`volume "${v.name}": refusing to delete ${shown(v.path)}, an allowed root`);
   const parent = await openParent(v, root, rel);
@@ -146,14 +146,22 @@ export async function deleteDirectory(v: Volume, confinement: Confinement, renam
   }
   const base = path.basename(v.path);
   const trash = trashName(base);
+  const gone = (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err; // already in the trash (a remove cut short), or gone
+  };
   try {
-    await renameIn(parent, base, trash).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err; // already in the trash (a remove cut short), or gone
+    const quick = await retireEmpty(parent, base, trash).catch((err: { renamed?: boolean }) => {
+      if (err.renamed) renamed();
+      throw err;
     });
-    renamed();
-    await removeEntry(parent, trash).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err;
-    });
+    if (quick === 'removed' || quick === 'renamed') renamed();
+    if (quick === 'busy' || quick === 'absent') {
+      await beforeDeleting();
+      await renameIn(parent, base, trash).catch(gone);
+      renamed();
+    }
+    // Filled while it was being retired, in the trash from a remove cut short, or not empty at all.
+    if (quick !== 'removed') await removeEntry(parent, trash).catch(gone);
   } finally {
     await parent.close();
   }

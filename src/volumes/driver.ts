@@ -218,10 +218,13 @@ export class Driver {
     try {
       await this.deps.mounter.release(vol.bindTarget(v, this.deps.layout));
       if (vol.onRemove(v) === 'delete') {
-        // Checked before anything is deleted: a delete that stops half-way at a mount is worse than none.
-        const inside = await this.deps.mounter.mountsUnder(v.path);
-        if (inside.length > 0) throw new HostvolError(`${inside[inside.length - 1]} is mounted inside it; unmount it first`);
-        await deleteDirectory(v, this.deps.confinement, () => (touched = true));
+        // Checked before anything is deleted: a delete that stops half-way at a mount is worse than
+        // none. An empty directory has nothing mounted inside, so deleteDirectory asks only for others.
+        const noMountsInside = async () => {
+          const inside = await this.deps.mounter.mountsUnder(v.path);
+          if (inside.length > 0) throw new HostvolError(`${inside[inside.length - 1]} is mounted inside it; unmount it first`);
+        };
+        await deleteDirectory(v, this.deps.confinement, () => (touched = true), noMountsInside);
       }
     } catch (err) {
       if (!touched && v.state === 'removing') {

@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PathError } from '../../src/errors';
+import { libc, stopLibc } from '../../src/host/libc';
 import { emptyTree, isNotFound, makeBeneath, openBeneath, removeEntry, renameIn, type Dir } from '../../src/host/tree';
 import { CAFE, LONG, NEWLINE, bjoin, fingerprint, makeNastyTree, makeOutside, mount, names, openFds, removeAll, tempDir, umount } from './tree-fixture';
 
@@ -11,6 +12,10 @@ let top: string;
 let outside: string;
 let before: string;
 let fds: number;
+// The host worker threads (where openBeneath and makeBeneath run) hold fds of their own for as long
+// as they run: start them before counting.
+beforeAll(() => libc('llistxattr', 'start', '/'));
+afterAll(() => stopLibc());
 beforeEach(() => {
   top = tempDir('hv-tree-');
   outside = makeOutside(top);
