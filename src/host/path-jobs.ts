@@ -1,11 +1,11 @@
-// Resolving a path the way the kernel would (paths.ts realLocation) and probing what is there, each
-// as one job on a host worker (host-worker.ts): one thread hand-off for the whole path instead of
-// one realpath per component. paths.ts words the outcomes.
+// Resolving a path the way the kernel would (paths.ts realLocation), and probing what is there, as
+// one job on a host worker (host-worker.ts): one thread hand-off for the whole path instead of one
+// realpath per component. paths.ts words the outcomes.
 import type { WorkerHost } from './host-worker';
 
 /** How resolving went: the real location, or where and why it stopped. */
 export type Resolution =
-  | { kind: 'real'; real: string }
+  | { kind: 'real'; real: string; here?: Probe }
   /** `link` is a symbolic link to `target` (null: it changed while being read), which does not exist. */
   | { kind: 'dangling'; link: string; target: string | null }
   | { kind: 'notDir'; at: string }
@@ -27,7 +27,7 @@ export function pathJobs(h: WorkerHost): void {
    * Every existing component resolved with realpath(3) (what fs.promises.realpath calls), `..`
    * applied after resolution as the kernel does, and the part that does not exist yet appended.
    */
-  h.jobs.realLocation = ((p: string) => {
+  const resolve = (p: string) => {
     const parts = p.split('/').filter((c) => c !== '' && c !== '.');
     let cur = '/';
     for (let i = 0; i < parts.length; i++) {
@@ -63,9 +63,10 @@ export function pathJobs(h: WorkerHost): void {
       }
     }
     return { kind: 'real', real: cur };
-  }) as never;
+  };
 
-  h.jobs.probe = ((p: string) => {
+  /** What is at `p`: see Probe. */
+  const probe = (p: string) => {
     const exists = (q: string) => {
       try {
         return fs.lstatSync(q);
@@ -78,5 +79,10 @@ export function pathJobs(h: WorkerHost): void {
     let missing: string = p;
     for (let cur = path.dirname(p); cur !== missing && !exists(cur); cur = path.dirname(cur)) missing = cur;
     return { exists: false, isDir: false, firstMissing: missing };
+  };
+
+  h.jobs.realLocation = ((p: string, andProbe: boolean) => {
+    const r = resolve(p);
+    return andProbe && r.kind === 'real' ? { ...r, here: probe(r.real) } : r;
   }) as never;
 }

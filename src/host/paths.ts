@@ -18,10 +18,15 @@ export function isInside(child: string, root: string): boolean {
  * created by `mkdir -p`. One job on a host worker (path-jobs.ts).
  */
 export async function realLocation(p: string): Promise<string> {
-  const r = await runJob<Resolution>('realLocation', p);
+  return (await resolve(p, false)).real;
+}
+
+/** realLocation, and with `probe` also what is at the real location, in the same job. */
+async function resolve(p: string, probe: boolean): Promise<{ real: string; here?: Probe }> {
+  const r = await runJob<Resolution>('realLocation', p, probe);
   switch (r.kind) {
     case 'real':
-      return r.real;
+      return r;
     case 'dangling':
       if (r.target === null) throw new PathError(`${shown(r.link)} changed while it was being resolved; try again`);
       throw new PathError(`${shown(r.link)} is a symbolic link to ${shown(r.target)}, which does not exist`);
@@ -31,11 +36,6 @@ export async function realLocation(p: string): Promise<string> {
       // ENAMETOOLONG, ELOOP, EACCES: the errno text would repeat the whole (possibly huge) path.
       throw new PathError(`cannot resolve ${shown(r.at)} (${r.code})`);
   }
-}
-
-/** What is at the real path `p` now, and what `mkdir -p p` would create first (one job). */
-export function probe(p: string): Promise<Probe> {
-  return runJob<Probe>('probe', p);
 }
 
 export class Confinement {
@@ -49,21 +49,26 @@ export class Confinement {
 
   /** Resolves `p` and returns its real location, or throws when it lies outside every root. */
   async judge(p: string, what: string): Promise<string> {
-    let real: string;
+    return (await this.place(p, what)).real;
+  }
+
+  /** judge, and what is at the real location now (a directory or not, what mkdir -p would make first). */
+  async place(p: string, what: string): Promise<{ real: string; here: Probe }> {
+    let r: { real: string; here?: Probe };
     try {
-      real = await realLocation(p);
+      r = await resolve(p, true);
     } catch (err) {
       if (err instanceof PathError) throw new PathError(`${what} ${err.message}; choose another path`);
       throw err;
     }
-    if (!this.rootOf(real)) {
-      const where = real === p ? shown(p) : `${shown(p)} (really ${shown(real)})`;
+    if (!this.rootOf(r.real)) {
+      const where = r.real === p ? shown(p) : `${shown(p)} (really ${shown(r.real)})`;
       throw new PathError(
         `${what} ${where} is outside the allowed paths (${this.roots.join(', ')}); ` +
           'choose a directory inside one of them, or start hostvol with --allow-path for its parent',
       );
     }
-    return real;
+    return { real: r.real, here: r.here! };
   }
 
   /** The innermost root that holds `p` (the trusted directory tree walks start from), if any. */

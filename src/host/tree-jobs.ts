@@ -63,14 +63,15 @@ export function treeJobs(h: WorkerHost): void {
     }
   };
 
-  h.jobs.openBeneath = ((root: string, parts: Uint8Array[]) => {
+  const walk = (root: string, parts: Uint8Array[]): number => {
     let fd = openRoot(root);
     for (let i = 0; i < parts.length; i++) fd = step(fd, h.bytes(parts[i]), i);
     return fd;
-  }) as never;
+  };
+  h.jobs.openBeneath = walk as never;
 
   /** mkdir -p with no-follow steps; each directory made gets exactly `mode` and is fsynced with its parent. */
-  h.jobs.makeBeneath = ((root: string, parts: Uint8Array[], mode: number) => {
+  h.jobs.makeBeneath = ((root: string, parts: Uint8Array[], mode: number, keepOpen: boolean) => {
     let made = -1;
     let fd = openRoot(root);
     try {
@@ -103,7 +104,9 @@ export function treeJobs(h: WorkerHost): void {
           closeQuietly(parent);
         }
       }
-      return { fd, made };
+      if (keepOpen) return { fd, made };
+      closeQuietly(fd);
+      return { fd: -1, made };
     } catch (err) {
       if (fd >= 0) closeQuietly(fd);
       throw err;
@@ -124,9 +127,7 @@ export function treeJobs(h: WorkerHost): void {
    * nothing was changed. Whatever is at `name` by then is what gets renamed, and it is never
    * followed: rename and rmdir act on the entry itself.
    */
-  h.jobs.retireEmpty = ((parent: number, rawName: Uint8Array, rawTrash: Uint8Array) => {
-    const name = h.bytes(rawName);
-    const trash = h.bytes(rawTrash);
+  const retire = (parent: number, name: Buffer, trash: Buffer): string => {
     let child: number;
     try {
       child = fs.openSync(at(parent, name), O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
@@ -157,5 +158,29 @@ export function treeJobs(h: WorkerHost): void {
       throw fail(codeOf(err), 0, 'remove', { renamed: true });
     }
     return left ? 'renamed' : 'removed';
+  };
+
+  /**
+   * Walks to the parent directory (`root` and `parts`) and retires its entry `name` when that is
+   * plainly empty: renamed to `trash`, removed, and the parent fsynced once. Outcomes: 'removed'
+   * (the parent is closed again); 'renamed' when it was renamed but something is in it after all
+   * (put there meanwhile: the caller deletes the trash with the full walk); 'absent' when there is
+   * no such entry; 'busy' when it is not an empty directory on the parent's own mount, and nothing
+   * was changed. Except after 'removed', the open parent is handed back (`fd`) for the caller to go
+   * on with. Whatever is at `name` by then is what gets renamed, never followed: rename and rmdir
+   * act on the entry itself.
+   */
+  h.jobs.retireBeneath = ((root: string, parts: Uint8Array[], rawName: Uint8Array, rawTrash: Uint8Array) => {
+    const parent = walk(root, parts);
+    let outcome: string;
+    try {
+      outcome = retire(parent, h.bytes(rawName), h.bytes(rawTrash));
+    } catch (err) {
+      closeQuietly(parent);
+      throw err;
+    }
+    if (outcome !== 'removed') return { outcome, fd: parent };
+    closeQuietly(parent);
+    return { outcome, fd: -1 };
   }) as never;
 }

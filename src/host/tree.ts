@@ -74,31 +74,67 @@ export async function openBeneath(root: string, rel: string): Promise<Dir> {
  * must remove.
  */
 export async function makeBeneath(root: string, rel: string, mode: number): Promise<{ dir: Dir; made: string | null }> {
+  const { fd, made } = await make(root, rel, mode, true);
+  return { dir: new Dir(fd, shownPath(root, components(root, rel), components(root, rel).length - 1)), made };
+}
+
+/** makeBeneath for a caller that needs nothing more of the directory: it is closed on the worker. */
+export async function ensureBeneath(root: string, rel: string, mode: number): Promise<{ made: string | null }> {
+  return { made: (await make(root, rel, mode, false)).made };
+}
+
+async function make(root: string, rel: string, mode: number, keepOpen: boolean): Promise<{ fd: number; made: string | null }> {
   const parts = components(root, rel);
   try {
-    const r = await runJob<{ fd: number; made: number }>('makeBeneath', root, parts, mode);
-    return { dir: new Dir(r.fd, shownPath(root, parts, parts.length - 1)), made: r.made < 0 ? null : path.join(root, ...parts.slice(0, r.made + 1)) };
+    const r = await runJob<{ fd: number; made: number }>('makeBeneath', root, parts, mode, keepOpen);
+    return { fd: r.fd, made: r.made < 0 ? null : path.join(root, ...parts.slice(0, r.made + 1)) };
   } catch (err) {
     throw walkError(err, root, parts);
   }
 }
 
-/**
- * Renames directory `name` of `parent` to `trash` and removes it, with one fsync of `parent`, when
- * it is an empty directory on the parent's own mount (tree-jobs.ts retireEmpty, one job). 'busy':
- * it is not, and nothing was done; 'renamed': it was renamed but is not empty after all (filled
- * meanwhile), so the caller removes `trash` with removeEntry.
- */
-export async function retireEmpty(parent: Dir, name: string, trash: string): Promise<'removed' | 'renamed' | 'absent' | 'busy'> {
-  try {
-    parent.at(name); // refuses '', '.', '..' and names with '/' before anything is touched
-    parent.at(trash);
-    return await runJob('retireEmpty', parent.fd, Buffer.from(name), Buffer.from(trash));
-  } catch (err) {
-    if (!(err instanceof JobFailure)) throw err;
-    const what = err.fields.step === 'rename' ? `rename ${parent.child(name)} to ${shownName(trash)}` : `remove ${parent.child(trash)}`;
-    throw Object.assign(new TreeError(`cannot ${what} (${err.code})`, err.code), { renamed: err.fields.renamed === true });
+/** A retire that failed at its rename or after it (`renamed`: the entry is in the trash now). */
+export class RetireError extends TreeError {
+  constructor(
+    message: string,
+    code: string,
+    readonly renamed: boolean,
+  ) {
+    super(message, code);
   }
+}
+
+/**
+ * Opens directory `parentRel` beneath `root` and, when its entry `name` is an empty directory on the
+ * parent's own mount, renames it to `trash` and removes it with one fsync of the parent, all in one
+ * job (tree-jobs.ts retireBeneath). 'removed': done. Otherwise the open parent comes back: 'busy'
+ * (not an empty directory, nothing was done), 'absent' (no such entry), or 'renamed' (renamed, but
+ * not empty after all: filled meanwhile), and the caller goes on with removeEntry. A failure of the
+ * walk is a TreeError as from openBeneath; one at the rename or after it is a RetireError.
+ */
+export async function retireBeneath(
+  root: string,
+  parentRel: string,
+  name: string,
+  trash: string,
+): Promise<{ outcome: 'removed' } | { outcome: 'renamed' | 'absent' | 'busy'; parent: Dir }> {
+  const parts = components(root, parentRel);
+  const where = shownPath(root, parts, parts.length - 1);
+  const names = [name, trash].map((n) => {
+    if (n === '' || n === '.' || n === '..' || n.includes('/') || n.includes('\0')) throw new TreeError(`"${shownName(n)}" is not a single name inside ${where}`, 'EINVAL');
+    return Buffer.from(n);
+  });
+  let r: { outcome: 'removed' | 'renamed' | 'absent' | 'busy'; fd: number };
+  try {
+    r = await runJob('retireBeneath', root, parts, ...names);
+  } catch (err) {
+    if (err instanceof JobFailure && (err.fields.step === 'rename' || err.fields.step === 'remove')) {
+      const what = err.fields.step === 'rename' ? `rename ${where}/${shownName(name)} to ${shownName(trash)}` : `remove ${where}/${shownName(trash)}`;
+      throw new RetireError(`cannot ${what} (${err.code})`, err.code, err.fields.renamed === true);
+    }
+    throw walkError(err, root, parts);
+  }
+  return r.outcome === 'removed' ? { outcome: 'removed' } : { outcome: r.outcome, parent: new Dir(r.fd, where) };
 }
 
 /**

@@ -8,8 +8,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PathError, describe } from '../errors';
 import type { Labeler } from '../host/labels';
-import { isInside, probe, shown, type Confinement } from '../host/paths';
-import { isNotFound, makeBeneath, openBeneath, removeEntry, renameIn, retireEmpty, type Dir } from '../host/tree';
+import { isInside, shown, type Confinement } from '../host/paths';
+import { RetireError, ensureBeneath, isNotFound, makeBeneath, openBeneath, removeEntry, renameIn, retireBeneath, type Dir } from '../host/tree';
 import { toPlugin, type HostPaths } from './hostpaths';
 import type { VolumeOptions } from './options';
 import type { Volume } from './volume';
@@ -33,11 +33,10 @@ export async function locate(
   name: string,
   options: VolumeOptions,
 ): Promise<{ real: string; exists: boolean; made: string | null }> {
-  const real = options.path
-    ? await p.confinement.judge(toPlugin(p.hostPaths, options.path), `option path of volume "${name}":`)
-    : await p.confinement.judge(path.join(p.dataRoot, name), `directory of volume "${name}":`);
+  const { real, here } = options.path
+    ? await p.confinement.place(toPlugin(p.hostPaths, options.path), `option path of volume "${name}":`)
+    : await p.confinement.place(path.join(p.dataRoot, name), `directory of volume "${name}":`);
   checkPlacement(p, volumes, name, real, options);
-  const here = await probe(real);
   if (here.exists && !here.isDir) {
     throw new PathError(`volume "${name}": ${shown(real)} exists and is not a directory; choose another path`);
   }
@@ -98,17 +97,22 @@ export async function openDirectory(v: Volume, confinement: Confinement): Promis
 export async function prepareDirectory(v: Volume, confinement: Confinement, labeler: Labeler): Promise<void> {
   const { uid, gid, mode, label } = v.options;
   const { root, rel } = rooted(v, confinement);
+  const owner = uid !== undefined || gid !== undefined;
+  const relabel = !!label && labeler.enabled;
   // makeBeneath sets exactly 0755 on what it makes, so the process umask cannot narrow the default,
-  // and fsyncs what it made with its parent.
+  // and fsyncs what it made with its parent. With no option to apply, that is all (one job).
+  if (v.createdBy === 'hostvol' && !owner && mode === undefined && !relabel) {
+    await ensureBeneath(root, rel, 0o755);
+    return;
+  }
   const dir = v.createdBy === 'hostvol' ? (await makeBeneath(root, rel, 0o755)).dir : await openDirectory(v, confinement);
   const before = v.createdBy === 'existing' ? await dir.stat() : undefined;
   try {
     // A directory hostvol made gets the options; an existing one only what was explicitly given.
-    if (uid !== undefined || gid !== undefined) await dir.chown(uid ?? -1, gid ?? -1);
+    if (owner) await dir.chown(uid ?? -1, gid ?? -1);
     if (mode !== undefined) await dir.chmod(mode);
-    if (label && labeler.enabled) await labeler.relabel(dir);
-    // Only a change needs its own fsync: with none, what makeBeneath synced is all there is.
-    if (uid !== undefined || gid !== undefined || mode !== undefined || (label && labeler.enabled)) await dir.sync();
+    if (relabel) await labeler.relabel(dir);
+    await dir.sync();
   } catch (err) {
     if (before) {
       await dir.chown(before.uid, before.gid).catch(() => undefined);
@@ -137,44 +141,42 @@ export async function deleteDirectory(
 ): Promise<void> {
   const { root, rel } = rooted(v, confinement);
   if (rel === '') throw new PathError(`volume "${v.name}": refusing to delete ${shown(v.path)}, an allowed root`);
-  const parent = await openParent(v, root, rel);
-  if (!parent) {
+  const base = path.basename(v.path);
+  const trash = trashName(base);
+  let quick: Awaited<ReturnType<typeof retireBeneath>>;
+  try {
+    quick = await retireBeneath(root, path.dirname(rel) === '.' ? '' : path.dirname(rel), base, trash);
+  } catch (err) {
+    if (err instanceof RetireError) {
+      if (err.renamed) renamed();
+      throw err;
+    }
+    if (!isNotFound(err)) throw new PathError(`volume "${v.name}": cannot open the parent of ${shown(v.path)} safely (${describe(err)})`);
     // The parent is gone, so is the directory. A delete cut short by a crash after it removed some
     // of the directories mkdir -p made may still have left those above: finish them.
     if (v.made) await removeEmptyParents(v, root, rel);
     return;
   }
-  const base = path.basename(v.path);
-  const trash = trashName(base);
-  const gone = (err: NodeJS.ErrnoException) => {
-    if (err.code !== 'ENOENT') throw err; // already in the trash (a remove cut short), or gone
-  };
-  try {
-    const quick = await retireEmpty(parent, base, trash).catch((err: { renamed?: boolean }) => {
-      if (err.renamed) renamed();
-      throw err;
-    });
-    if (quick === 'removed' || quick === 'renamed') renamed();
-    if (quick === 'busy' || quick === 'absent') {
-      await beforeDeleting();
-      await renameIn(parent, base, trash).catch(gone);
-      renamed();
+  if (quick.outcome === 'removed') renamed();
+  else {
+    const parent = quick.parent;
+    const gone = (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err; // already in the trash (a remove cut short), or gone
+    };
+    try {
+      if (quick.outcome === 'renamed') renamed();
+      else {
+        await beforeDeleting();
+        await renameIn(parent, base, trash).catch(gone);
+        renamed();
+      }
+      // In the trash from a remove cut short, filled while it was being retired, or not empty at all.
+      await removeEntry(parent, trash).catch(gone);
+    } finally {
+      await parent.close();
     }
-    // Filled while it was being retired, in the trash from a remove cut short, or not empty at all.
-    if (quick !== 'removed') await removeEntry(parent, trash).catch(gone);
-  } finally {
-    await parent.close();
   }
   if (v.made) await removeEmptyParents(v, root, rel);
-}
-
-async function openParent(v: Volume, root: string, rel: string): Promise<Dir | undefined> {
-  try {
-    return await openBeneath(root, path.dirname(rel) === '.' ? '' : path.dirname(rel));
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw new PathError(`volume "${v.name}": cannot open the parent of ${shown(v.path)} safely (${describe(err)})`);
-  }
 }
 
 /** A fixed-length hidden name: a long directory name plus a suffix would exceed NAME_MAX. */

@@ -133,6 +133,7 @@ export class Driver {
       // Also re-creates a bind mount lost behind our back (a crash, an operator's umount).
       if (first || !(await mounter.isMountPoint(target))) {
         const dir = await openDirectory(v, this.deps.confinement);
+        v.unbound = false;
         try {
           if (first && v.options.label && this.deps.labeler.enabled) await this.deps.labeler.relabel(dir);
           await mounter.bind(dir.fd, target, v.options.readOnly);
@@ -216,7 +217,8 @@ export class Driver {
   async discard(v: Volume): Promise<void> {
     let touched = false;
     try {
-      await this.deps.mounter.release(vol.bindTarget(v, this.deps.layout));
+      // A volume never bound since it was made here (or released since) has no target to release.
+      if (!v.unbound) await this.deps.mounter.release(vol.bindTarget(v, this.deps.layout));
       if (vol.onRemove(v) === 'delete') {
         // Checked before anything is deleted: a delete that stops half-way at a mount is worse than
         // none. An empty directory has nothing mounted inside, so deleteDirectory asks only for others.
@@ -278,6 +280,7 @@ export class Driver {
       state: 'creating',
       made,
       leases: new Map(),
+      unbound: true,
     };
     this.volumes.set(name, v);
     try {
@@ -293,6 +296,7 @@ export class Driver {
     const target = vol.bindTarget(v, this.deps.layout);
     try {
       await this.deps.mounter.release(target);
+      v.unbound = true;
     } catch (err) {
       this.deps.log.error({ volume: v.name, target, err: describe(err) }, 'could not remove bind mount; will retry');
     }
