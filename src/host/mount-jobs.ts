@@ -128,7 +128,7 @@ export function mountJobs(h: WorkerHost): void {
    * without CAP_DAC_OVERRIDE): the caller reads the mount table. A bind that came out writable is
    * unmounted and refused with EROFS.
    */
-  h.jobs.bind = ((fd: number, target: string, readOnly: boolean, legacy: boolean) => {
+  const bind = (fd: number, target: string, readOnly: boolean, legacy: boolean) => {
     if (!makeTarget(target)) unmountAll(target);
     try {
       if (legacy || !attach(fd, target, readOnly)) legacyBind(fd, target, readOnly);
@@ -147,6 +147,17 @@ export function mountJobs(h: WorkerHost): void {
     if (refused !== 'writable') return 'check';
     unmountAll(target);
     throw h.failure({ code: 'EROFS', step: 'verify' });
+  };
+  h.jobs.bind = bind as never;
+
+  /** bind of the directory reached by tree-jobs.ts's no-follow walk from `root` through `parts`, closed after. */
+  h.jobs.bindBeneath = ((root: string, parts: Uint8Array[], target: string, readOnly: boolean) => {
+    const fd = (h.walk as (r: string, p: Uint8Array[]) => number)(root, parts);
+    try {
+      return bind(fd, target, readOnly, false);
+    } finally {
+      fs.closeSync(fd);
+    }
   }) as never;
 
   h.jobs.unmountAll = ((target: string) => unmountAll(target)) as never;

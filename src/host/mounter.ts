@@ -6,6 +6,7 @@ import { HostvolError } from '../errors';
 import { JobFailure, runJob } from './host-worker';
 import type { MountFailure } from './mount-jobs';
 import { readMounts } from './mountinfo';
+import { walkJob } from './tree';
 import { isInside } from './paths';
 
 export interface Mounter {
@@ -15,6 +16,11 @@ export interface Mounter {
    * is removed first, so mounts are never stacked. Errors name the target and keep the errno code.
    */
   bind(fd: number, target: string, readOnly: boolean): Promise<void>;
+  /**
+   * bind of the directory `rel` beneath the trusted `root`, reached by openBeneath's no-follow walk,
+   * all in one job. A failure of the walk is a TreeError as from openBeneath.
+   */
+  bindBeneath(root: string, rel: string, target: string, readOnly: boolean): Promise<void>;
   /** Unmounts `target` while it is a mount point (detaching it when busy) and removes the then-empty directory; a missing target is fine. */
   release(target: string): Promise<void>;
   /** Mount points strictly below `dir`, deepest first. */
@@ -58,7 +64,11 @@ function failed(target: string, err: unknown): never {
  * CAP_DAC_OVERRIDE, say) is the mount table read here. One that came out writable is unmounted.
  */
 async function bindJob(fd: number, target: string, readOnly: boolean, legacy: boolean): Promise<void> {
-  const verdict = await runJob<'ok' | 'check'>('bind', fd, target, readOnly, legacy).catch((err) => failed(target, err));
+  await checked(target, await runJob<'ok' | 'check'>('bind', fd, target, readOnly, legacy).catch((err) => failed(target, err)));
+}
+
+/** The read-only check the job could not decide (EACCES): the mount table says. */
+async function checked(target: string, verdict: 'ok' | 'check'): Promise<void> {
   if (verdict === 'ok') return;
   const top = (await readMounts()).filter((m) => m.mountPoint === target).pop();
   if (top?.options.includes('ro')) return;
@@ -80,6 +90,13 @@ export function legacyBind(fd: number, target: string, readOnly: boolean): Promi
 
 export const systemMounter: Mounter = {
   bind: (fd, target, readOnly) => bindJob(fd, target, readOnly, false),
+
+  async bindBeneath(root, rel, target, readOnly) {
+    const verdict = await walkJob<'ok' | 'check'>('bindBeneath', root, rel, target, readOnly).catch((err) => {
+      throw err instanceof JobFailure ? failed(target, err) : err;
+    });
+    await checked(target, verdict);
+  },
 
   // One job (mount-jobs.ts release): umount2 (UMOUNT_NOFOLLOW: a symlink planted at the target must
   // not lead the unmount elsewhere; a busy mount is detached), then rmdir, which answers EBUSY while

@@ -69,6 +69,8 @@ export function treeJobs(h: WorkerHost): void {
     return fd;
   };
   h.jobs.openBeneath = walk as never;
+  // For other parts' jobs that start with the same walk (mount-jobs.ts bindBeneath).
+  h.walk = walk;
 
   /** mkdir -p with no-follow steps; each directory made gets exactly `mode` and is fsynced with its parent. */
   h.jobs.makeBeneath = ((root: string, parts: Uint8Array[], mode: number, keepOpen: boolean) => {

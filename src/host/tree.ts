@@ -51,6 +51,20 @@ function walkError(err: unknown, root: string, parts: string[]): unknown {
 }
 
 /**
+ * Runs a job whose first step is the no-follow walk from `root` through `rel` (tree-jobs.ts walk):
+ * its arguments are root, the components, then `args`. A failure of the walk is a TreeError worded
+ * as openBeneath's; any other failure of the job is passed on as it came.
+ */
+export async function walkJob<T>(job: string, root: string, rel: string, ...args: unknown[]): Promise<T> {
+  const parts = components(root, rel);
+  try {
+    return await runJob<T>(job, root, parts, ...args);
+  } catch (err) {
+    throw walkError(err, root, parts);
+  }
+}
+
+/**
  * Opens the trusted `root` (an absolute real path, followed as given) and then each component of
  * `rel` ('' = the root itself) with O_NOFOLLOW|O_DIRECTORY, as one job on a host worker. A symlink
  * or non-directory on the way is a TreeError (a PathError) with code ENOTDIR; a missing component

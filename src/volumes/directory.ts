@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import { PathError, describe } from '../errors';
 import type { Labeler } from '../host/labels';
 import { isInside, shown, type Confinement } from '../host/paths';
-import { RetireError, ensureBeneath, isNotFound, makeBeneath, openBeneath, removeEntry, renameIn, retireBeneath, type Dir } from '../host/tree';
+import type { Mounter } from '../host/mounter';
+import { RetireError, TreeError, ensureBeneath, isNotFound, makeBeneath, openBeneath, removeEntry, renameIn, retireBeneath, type Dir } from '../host/tree';
 import { toPlugin, type HostPaths } from './hostpaths';
 import type { VolumeOptions } from './options';
 import type { Volume } from './volume';
@@ -79,14 +80,28 @@ export async function openDirectory(v: Volume, confinement: Confinement): Promis
   try {
     return await openBeneath(root, rel);
   } catch (err) {
-    const gone = isNotFound(err);
-    throw new PathError(
-      gone
-        ? `volume "${v.name}": its directory ${shown(v.path)} no longer exists (removed outside hostvol?); recreate the directory, or remove the volume`
-        : `volume "${v.name}": its directory ${shown(v.path)} cannot be opened safely (${describe(err)}); ` +
-            'put the directory back as a plain directory, or remove the volume',
-    );
+    throw unreachable(v, err);
   }
+}
+
+/**
+ * Binds the volume's directory, reached as openDirectory reaches it, onto `target` in one job; a
+ * directory that cannot be reached fails with openDirectory's message, a bind with the mounter's.
+ */
+export async function bindDirectory(v: Volume, confinement: Confinement, mounter: Mounter, target: string): Promise<void> {
+  const { root, rel } = rooted(v, confinement);
+  await mounter.bindBeneath(root, rel, target, v.options.readOnly).catch((err) => {
+    throw err instanceof TreeError ? unreachable(v, err) : err;
+  });
+}
+
+function unreachable(v: Volume, err: unknown): PathError {
+  return new PathError(
+    isNotFound(err)
+      ? `volume "${v.name}": its directory ${shown(v.path)} no longer exists (removed outside hostvol?); recreate the directory, or remove the volume`
+      : `volume "${v.name}": its directory ${shown(v.path)} cannot be opened safely (${describe(err)}); ` +
+          'put the directory back as a plain directory, or remove the volume',
+  );
 }
 
 /**

@@ -2,11 +2,11 @@
 // volumes, options, paths and leases, and a store interface; the HTTP layer decodes requests and
 // encodes what it returns. Every change is durable in the store before the call resolves.
 import type { Logger } from 'pino';
-import { ConflictError, HostvolError, NotFoundError, describe } from '../errors';
+import { ConflictError, HostvolError, NotFoundError, PathError, describe } from '../errors';
 import type { Labeler } from '../host/labels';
 import type { Mounter } from '../host/mounter';
 import type { Store } from '../store/store';
-import { checkPlacement, deleteDirectory, locate, openDirectory, prepareDirectory, type Placement } from './directory';
+import { bindDirectory, checkPlacement, deleteDirectory, locate, openDirectory, prepareDirectory, type Placement } from './directory';
 import { toHost } from './hostpaths';
 import { KeyedLock } from './keyed-lock';
 import { parseOptions, sameOptions, type VolumeOptions } from './options';
@@ -132,16 +132,24 @@ export class Driver {
       const target = vol.bindTarget(v, layout);
       // Also re-creates a bind mount lost behind our back (a crash, an operator's umount).
       if (first || !(await mounter.isMountPoint(target))) {
-        const dir = await openDirectory(v, this.deps.confinement);
+        // The errno stays in the message (EPERM, ENOSPC, …); the volume's name goes in front.
+        const mountFailed = (err: unknown) => {
+          throw err instanceof PathError ? err : new HostvolError(`volume "${name}": mount failed: ${describe(err)}`);
+        };
         v.unbound = false;
-        try {
-          if (first && v.options.label && this.deps.labeler.enabled) await this.deps.labeler.relabel(dir);
-          await mounter.bind(dir.fd, target, v.options.readOnly);
-        } catch (err) {
-          // The errno stays in the message (EPERM, ENOSPC, …); the volume's name goes in front.
-          throw new HostvolError(`volume "${name}": mount failed: ${describe(err)}`);
-        } finally {
-          await dir.close();
+        if (first && v.options.label && this.deps.labeler.enabled) {
+          const dir = await openDirectory(v, this.deps.confinement);
+          try {
+            await this.deps.labeler.relabel(dir);
+            await mounter.bind(dir.fd, target, v.options.readOnly);
+          } catch (err) {
+            mountFailed(err);
+          } finally {
+            await dir.close();
+          }
+        } else {
+          // The walk to the directory and the bind in one job: no labels to write in between.
+          await bindDirectory(v, this.deps.confinement, mounter, target).catch(mountFailed);
         }
       }
       try {
