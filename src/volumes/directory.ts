@@ -85,10 +85,21 @@ export async function openDirectory(v: Volume, confinement: Confinement): Promis
 }
 
 /**
- * Binds the volume's directory, reached as openDirectory reaches it, onto `target` in one job; a
+ * Binds the volume's directory, reached as openDirectory reaches it, onto `target`: in one job, or,
+ * when `labeler` is to relabel the tree first, opened, relabelled and then bound through its fd. A
  * directory that cannot be reached fails with openDirectory's message, a bind with the mounter's.
  */
-export async function bindDirectory(v: Volume, confinement: Confinement, mounter: Mounter, target: string): Promise<void> {
+export async function bindDirectory(v: Volume, confinement: Confinement, mounter: Mounter, target: string, labeler?: Labeler): Promise<void> {
+  if (labeler) {
+    const dir = await openDirectory(v, confinement);
+    try {
+      await labeler.relabel(dir);
+      await mounter.bind(dir.fd, target, v.options.readOnly);
+    } finally {
+      await dir.close();
+    }
+    return;
+  }
   const { root, rel } = rooted(v, confinement);
   await mounter.bindBeneath(root, rel, target, v.options.readOnly).catch((err) => {
     throw err instanceof TreeError ? unreachable(v, err) : err;

@@ -6,7 +6,7 @@ import { ConflictError, HostvolError, NotFoundError, PathError, describe } from 
 import type { Labeler } from '../host/labels';
 import type { Mounter } from '../host/mounter';
 import type { Store } from '../store/store';
-import { bindDirectory, checkPlacement, deleteDirectory, locate, openDirectory, prepareDirectory, type Placement } from './directory';
+import { bindDirectory, checkPlacement, deleteDirectory, locate, prepareDirectory, type Placement } from './directory';
 import { toHost } from './hostpaths';
 import { KeyedLock } from './keyed-lock';
 import { parseOptions, sameOptions, type VolumeOptions } from './options';
@@ -132,25 +132,12 @@ export class Driver {
       const target = vol.bindTarget(v, layout);
       // Also re-creates a bind mount lost behind our back (a crash, an operator's umount).
       if (first || !(await mounter.isMountPoint(target))) {
-        // The errno stays in the message (EPERM, ENOSPC, …); the volume's name goes in front.
-        const mountFailed = (err: unknown) => {
-          throw err instanceof PathError ? err : new HostvolError(`volume "${name}": mount failed: ${describe(err)}`);
-        };
         v.unbound = false;
-        if (first && v.options.label && this.deps.labeler.enabled) {
-          const dir = await openDirectory(v, this.deps.confinement);
-          try {
-            await this.deps.labeler.relabel(dir);
-            await mounter.bind(dir.fd, target, v.options.readOnly);
-          } catch (err) {
-            mountFailed(err);
-          } finally {
-            await dir.close();
-          }
-        } else {
-          // The walk to the directory and the bind in one job: no labels to write in between.
-          await bindDirectory(v, this.deps.confinement, mounter, target).catch(mountFailed);
-        }
+        const labeler = first && v.options.label && this.deps.labeler.enabled ? this.deps.labeler : undefined;
+        await bindDirectory(v, this.deps.confinement, mounter, target, labeler).catch((err) => {
+          // The errno stays in the message (EPERM, ENOSPC, …); the volume's name goes in front.
+          throw err instanceof PathError ? err : new HostvolError(`volume "${name}": mount failed: ${describe(err)}`);
+        });
       }
       try {
         await store.setLease({ volume: name, id, count, bootId, generation });
