@@ -2,9 +2,10 @@
 // way the kernel resolves them). Judging a path is only the first step: every later operation on it
 // walks from its root without following symlinks (tree.ts), so a swap after the judgement is refused
 // there, not trusted here.
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PathError, describe } from '../errors';
+import { PathError } from '../errors';
+import { runJob } from './host-worker';
+import type { Probe, Resolution } from './path-jobs';
 
 /** True when `child` is `root` or lies below it (plain string prefixes would let /data match /database). */
 export function isInside(child: string, root: string): boolean {
@@ -14,39 +15,27 @@ export function isInside(child: string, root: string): boolean {
 /**
  * The real location of `p`: every existing component resolved with realpath, `..` applied after
  * resolution (as the kernel does), and the part that does not exist yet appended as it would be
- * created by `mkdir -p`.
+ * created by `mkdir -p`. One job on a host worker (path-jobs.ts).
  */
 export async function realLocation(p: string): Promise<string> {
-  const parts = p.split('/').filter((c) => c !== '' && c !== '.');
-  let cur = '/';
-  for (let i = 0; i < parts.length; i++) {
-    const part = parts[i];
-    if (part === '..') {
-      cur = path.dirname(cur);
-      continue;
-    }
-    const next = path.join(cur, part);
-    try {
-      cur = await fs.promises.realpath(next);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') {
-        // A dangling symlink: its target could be anywhere, and mkdir -p would fail on it anyway.
-        const st = await fs.promises.lstat(next).catch(() => undefined);
-        if (st?.isSymbolicLink()) {
-          // Read once more: the name may have changed again meanwhile (someone is swapping it).
-          const target = await fs.promises.readlink(next).catch(() => undefined);
-          if (target === undefined) throw new PathError(`${shown(next)} changed while it was being resolved; try again`);
-          throw new PathError(`${shown(next)} is a symbolic link to ${shown(target)}, which does not exist`);
-        }
-        return path.resolve(cur, ...parts.slice(i));
-      }
-      if (code === 'ENOTDIR') throw new PathError(`${shown(cur)} is not a directory`);
+  return (await resolve(p, false)).real;
+}
+
+/** realLocation, and with `probe` also what is at the real location, in the same job. */
+async function resolve(p: string, probe: boolean): Promise<{ real: string; here?: Probe }> {
+  const r = await runJob<Resolution>('realLocation', p, probe);
+  switch (r.kind) {
+    case 'real':
+      return r;
+    case 'dangling':
+      if (r.target === null) throw new PathError(`${shown(r.link)} changed while it was being resolved; try again`);
+      throw new PathError(`${shown(r.link)} is a symbolic link to ${shown(r.target)}, which does not exist`);
+    case 'notDir':
+      throw new PathError(`${shown(r.at)} is not a directory`);
+    default:
       // ENAMETOOLONG, ELOOP, EACCES: the errno text would repeat the whole (possibly huge) path.
-      throw new PathError(`cannot resolve ${shown(next)} (${code ?? describe(err)})`);
-    }
+      throw new PathError(`cannot resolve ${shown(r.at)} (${r.code})`);
   }
-  return cur;
 }
 
 export class Confinement {
@@ -60,21 +49,26 @@ export class Confinement {
 
   /** Resolves `p` and returns its real location, or throws when it lies outside every root. */
   async judge(p: string, what: string): Promise<string> {
-    let real: string;
+    return (await this.place(p, what)).real;
+  }
+
+  /** judge, and what is at the real location now (a directory or not, what mkdir -p would make first). */
+  async place(p: string, what: string): Promise<{ real: string; here: Probe }> {
+    let r: { real: string; here?: Probe };
     try {
-      real = await realLocation(p);
+      r = await resolve(p, true);
     } catch (err) {
       if (err instanceof PathError) throw new PathError(`${what} ${err.message}; choose another path`);
       throw err;
     }
-    if (!this.rootOf(real)) {
-      const where = real === p ? shown(p) : `${shown(p)} (really ${shown(real)})`;
+    if (!this.rootOf(r.real)) {
+      const where = r.real === p ? shown(p) : `${shown(p)} (really ${shown(r.real)})`;
       throw new PathError(
         `${what} ${where} is outside the allowed paths (${this.roots.join(', ')}); ` +
           'choose a directory inside one of them, or start hostvol with --allow-path for its parent',
       );
     }
-    return real;
+    return { real: r.real, here: r.here! };
   }
 
   /** The innermost root that holds `p` (the trusted directory tree walks start from), if any. */

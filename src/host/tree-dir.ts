@@ -5,6 +5,7 @@
 // mkdir, rename, lstat and the l*xattr calls on it act on `<name>` itself (they never follow a final
 // symlink). No path is ever judged once and then followed again by name.
 import * as fs from 'node:fs';
+import { promisify } from 'node:util';
 import { PathError } from '../errors';
 
 const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW } = fs.constants;
@@ -30,18 +31,26 @@ export function errnoOf(err: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
-/** An open directory reached without following symlinks. */
+const fstat = promisify(fs.fstat);
+const fchmod = promisify(fs.fchmod);
+const fchown = promisify(fs.fchown);
+const fsync = promisify(fs.fsync);
+const close = promisify(fs.close);
+const open = promisify(fs.open);
+
+/**
+ * An open directory reached without following symlinks. It holds a plain descriptor, not a
+ * FileHandle: the walks that open it may run on a host worker thread (tree-jobs.ts).
+ */
 export class Dir {
-  readonly fd: number;
   private readonly prefix: Buffer;
 
   constructor(
-    private readonly handle: fs.promises.FileHandle,
+    readonly fd: number,
     /** For messages only; never resolved again. */
     readonly path: string,
   ) {
-    this.fd = handle.fd;
-    this.prefix = Buffer.from(`/proc/self/fd/${handle.fd}`);
+    this.prefix = Buffer.from(`/proc/self/fd/${fd}`);
   }
 
   /** `/proc/self/fd/<fd>` or `/proc/self/fd/<fd>/<name>` as a Buffer (names are bytes). */
@@ -64,24 +73,24 @@ export class Dir {
   }
 
   stat(): Promise<fs.Stats> {
-    return this.handle.stat();
+    return fstat(this.fd);
   }
 
   chmod(mode: number): Promise<void> {
-    return this.handle.chmod(mode);
+    return fchmod(this.fd, mode);
   }
 
   chown(uid: number, gid: number): Promise<void> {
-    return this.handle.chown(uid, gid);
+    return fchown(this.fd, uid, gid);
   }
 
   /** fsync: makes this directory's entries (and its own inode) survive a power cut. */
   sync(): Promise<void> {
-    return this.handle.sync();
+    return fsync(this.fd);
   }
 
   close(): Promise<void> {
-    return this.handle.close();
+    return close(this.fd);
   }
 }
 
@@ -115,7 +124,7 @@ export function shownName(name: string | Buffer): string {
 /** Opens a trusted absolute path as a directory (it is followed as given: it is the caller's root). */
 export async function openRoot(root: string): Promise<Dir> {
   try {
-    return new Dir(await fs.promises.open(root, O_RDONLY | O_DIRECTORY), root);
+    return new Dir(await open(root, O_RDONLY | O_DIRECTORY), root);
   } catch (err) {
     const code = errnoOf(err) ?? 'EIO';
     if (code === 'ENOENT') throw new TreeError(`${root} does not exist`, code);
@@ -131,7 +140,7 @@ export async function openRoot(root: string): Promise<Dir> {
 export async function openChild(parent: Dir, name: string | Buffer): Promise<Dir> {
   const p = parent.child(name);
   try {
-    return new Dir(await fs.promises.open(parent.at(name), O_RDONLY | O_DIRECTORY | O_NOFOLLOW), p);
+    return new Dir(await open(parent.at(name), O_RDONLY | O_DIRECTORY | O_NOFOLLOW), p);
   } catch (err) {
     const code = errnoOf(err) ?? 'EIO';
     if (code === 'ENOENT') throw new TreeError(`${p} does not exist`, 'ENOENT');

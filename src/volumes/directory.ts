@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import { PathError, describe } from '../errors';
 import type { Labeler } from '../host/labels';
 import { isInside, shown, type Confinement } from '../host/paths';
-import { isNotFound, makeBeneath, openBeneath, removeEntry, renameIn, type Dir } from '../host/tree';
+import type { Mounter } from '../host/mounter';
+import { RetireError, TreeError, ensureBeneath, isNotFound, makeBeneath, openBeneath, removeEntry, renameIn, retireBeneath, type Dir } from '../host/tree';
 import { toPlugin, type HostPaths } from './hostpaths';
 import type { VolumeOptions } from './options';
 import type { Volume } from './volume';
@@ -33,15 +34,14 @@ export async function locate(
   name: string,
   options: VolumeOptions,
 ): Promise<{ real: string; exists: boolean; made: string | null }> {
-  const real = options.path
-    ? await p.confinement.judge(toPlugin(p.hostPaths, options.path), `option path of volume "${name}":`)
-    : await p.confinement.judge(path.join(p.dataRoot, name), `directory of volume "${name}":`);
+  const { real, here } = options.path
+    ? await p.confinement.place(toPlugin(p.hostPaths, options.path), `option path of volume "${name}":`)
+    : await p.confinement.place(path.join(p.dataRoot, name), `directory of volume "${name}":`);
   checkPlacement(p, volumes, name, real, options);
-  const st = await fs.promises.lstat(real).catch(() => undefined);
-  if (st && !st.isDirectory()) {
+  if (here.exists && !here.isDir) {
     throw new PathError(`volume "${name}": ${shown(real)} exists and is not a directory; choose another path`);
   }
-  return { real, exists: st !== undefined, made: st ? null : await firstMissing(real) };
+  return { real, exists: here.exists, made: here.firstMissing };
 }
 
 /** Refuses directories that would hold hostvol's own state or another volume's data. */
@@ -62,16 +62,6 @@ export function checkPlacement(p: Placement, volumes: VolumeTable, name: string,
   if (other && other.name !== name) fail(`is or nests with the directory of volume "${other.name}" (${shown(other.path)})`);
 }
 
-/** The nearest path component that does not exist yet: what `mkdir -p p` would create first. */
-async function firstMissing(p: string): Promise<string | null> {
-  let missing: string | null = null;
-  for (let cur = p; ; cur = path.dirname(cur)) {
-    if (await fs.promises.lstat(cur).then(() => true, () => false)) return missing;
-    missing = cur;
-    if (cur === '/') return missing;
-  }
-}
-
 /** The allowed root a volume's directory lies in, and its path below that root. */
 function rooted(v: Volume, confinement: Confinement): { root: string; rel: string } {
   const root = confinement.rootOf(v.path);
@@ -90,14 +80,39 @@ export async function openDirectory(v: Volume, confinement: Confinement): Promis
   try {
     return await openBeneath(root, rel);
   } catch (err) {
-    const gone = isNotFound(err);
-    throw new PathError(
-      gone
-        ? `volume "${v.name}": its directory ${shown(v.path)} no longer exists (removed outside hostvol?); recreate the directory, or remove the volume`
-        : `volume "${v.name}": its directory ${shown(v.path)} cannot be opened safely (${describe(err)}); ` +
-            'put the directory back as a plain directory, or remove the volume',
-    );
+    throw unreachable(v, err);
   }
+}
+
+/**
+ * Binds the volume's directory, reached as openDirectory reaches it, onto `target`: in one job, or,
+ * when `labeler` is to relabel the tree first, opened, relabelled and then bound through its fd. A
+ * directory that cannot be reached fails with openDirectory's message, a bind with the mounter's.
+ */
+export async function bindDirectory(v: Volume, confinement: Confinement, mounter: Mounter, target: string, labeler?: Labeler): Promise<void> {
+  if (labeler) {
+    const dir = await openDirectory(v, confinement);
+    try {
+      await labeler.relabel(dir);
+      await mounter.bind(dir.fd, target, v.options.readOnly);
+    } finally {
+      await dir.close();
+    }
+    return;
+  }
+  const { root, rel } = rooted(v, confinement);
+  await mounter.bindBeneath(root, rel, target, v.options.readOnly).catch((err) => {
+    throw err instanceof TreeError ? unreachable(v, err) : err;
+  });
+}
+
+function unreachable(v: Volume, err: unknown): PathError {
+  return new PathError(
+    isNotFound(err)
+      ? `volume "${v.name}": its directory ${shown(v.path)} no longer exists (removed outside hostvol?); recreate the directory, or remove the volume`
+      : `volume "${v.name}": its directory ${shown(v.path)} cannot be opened safely (${describe(err)}); ` +
+          'put the directory back as a plain directory, or remove the volume',
+  );
 }
 
 /**
@@ -108,14 +123,21 @@ export async function openDirectory(v: Volume, confinement: Confinement): Promis
 export async function prepareDirectory(v: Volume, confinement: Confinement, labeler: Labeler): Promise<void> {
   const { uid, gid, mode, label } = v.options;
   const { root, rel } = rooted(v, confinement);
-  // makeBeneath sets exactly 0755 on what it makes, so the process umask cannot narrow the default.
+  const owner = uid !== undefined || gid !== undefined;
+  const relabel = !!label && labeler.enabled;
+  // makeBeneath sets exactly 0755 on what it makes, so the process umask cannot narrow the default,
+  // and fsyncs what it made with its parent. With no option to apply, that is all (one job).
+  if (v.createdBy === 'hostvol' && !owner && mode === undefined && !relabel) {
+    await ensureBeneath(root, rel, 0o755);
+    return;
+  }
   const dir = v.createdBy === 'hostvol' ? (await makeBeneath(root, rel, 0o755)).dir : await openDirectory(v, confinement);
   const before = v.createdBy === 'existing' ? await dir.stat() : undefined;
   try {
     // A directory hostvol made gets the options; an existing one only what was explicitly given.
-    if (uid !== undefined || gid !== undefined) await dir.chown(uid ?? -1, gid ?? -1);
+    if (owner) await dir.chown(uid ?? -1, gid ?? -1);
     if (mode !== undefined) await dir.chmod(mode);
-    if (label && labeler.enabled) await labeler.relabel(dir);
+    if (relabel) await labeler.relabel(dir);
     await dir.sync();
   } catch (err) {
     if (before) {
@@ -133,40 +155,54 @@ export async function prepareDirectory(v: Volume, confinement: Confinement, labe
  * synced), so a delete cut short never leaves a half-emptied directory under the volume's own path;
  * the trash name is derived from the path, so recovery finds it again. Then the directories mkdir -p
  * made for it go too, while they are empty (another volume may have been put in one meanwhile).
+ * An empty directory (the usual volume that was never written) is renamed and removed in one job
+ * with one fsync: with nothing in it there is nothing to half-delete, and no mount inside it either.
+ * Anything else first passes `beforeDeleting` (the caller's check for mounts inside).
  */
-export async function deleteDirectory(v: Volume, confinement: Confinement, renamed: () => void = () => undefined): Promise<void> {
+export async function deleteDirectory(
+  v: Volume,
+  confinement: Confinement,
+  renamed: () => void = () => undefined,
+  beforeDeleting: () => Promise<void> = async () => undefined,
+): Promise<void> {
   const { root, rel } = rooted(v, confinement);
   if (rel === '') throw new PathError(`volume "${v.name}": refusing to delete ${shown(v.path)}, an allowed root`);
-  const parent = await openParent(v, root, rel);
-  if (!parent) {
+  const base = path.basename(v.path);
+  const trash = trashName(base);
+  let quick: Awaited<ReturnType<typeof retireBeneath>>;
+  try {
+    quick = await retireBeneath(root, path.dirname(rel) === '.' ? '' : path.dirname(rel), base, trash);
+  } catch (err) {
+    if (err instanceof RetireError) {
+      if (err.renamed) renamed();
+      throw err;
+    }
+    if (!isNotFound(err)) throw new PathError(`volume "${v.name}": cannot open the parent of ${shown(v.path)} safely (${describe(err)})`);
     // The parent is gone, so is the directory. A delete cut short by a crash after it removed some
     // of the directories mkdir -p made may still have left those above: finish them.
     if (v.made) await removeEmptyParents(v, root, rel);
     return;
   }
-  const base = path.basename(v.path);
-  const trash = trashName(base);
-  try {
-    await renameIn(parent, base, trash).catch((err: NodeJS.ErrnoException) => {
+  if (quick.outcome === 'removed') renamed();
+  else {
+    const parent = quick.parent;
+    const gone = (err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err; // already in the trash (a remove cut short), or gone
-    });
-    renamed();
-    await removeEntry(parent, trash).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err;
-    });
-  } finally {
-    await parent.close();
+    };
+    try {
+      if (quick.outcome === 'renamed') renamed();
+      else {
+        await beforeDeleting();
+        await renameIn(parent, base, trash).catch(gone);
+        renamed();
+      }
+      // In the trash from a remove cut short, filled while it was being retired, or not empty at all.
+      await removeEntry(parent, trash).catch(gone);
+    } finally {
+      await parent.close();
+    }
   }
   if (v.made) await removeEmptyParents(v, root, rel);
-}
-
-async function openParent(v: Volume, root: string, rel: string): Promise<Dir | undefined> {
-  try {
-    return await openBeneath(root, path.dirname(rel) === '.' ? '' : path.dirname(rel));
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw new PathError(`volume "${v.name}": cannot open the parent of ${shown(v.path)} safely (${describe(err)})`);
-  }
 }
 
 /** A fixed-length hidden name: a long directory name plus a suffix would exceed NAME_MAX. */

@@ -2,11 +2,11 @@
 // volumes, options, paths and leases, and a store interface; the HTTP layer decodes requests and
 // encodes what it returns. Every change is durable in the store before the call resolves.
 import type { Logger } from 'pino';
-import { ConflictError, HostvolError, NotFoundError, describe } from '../errors';
+import { ConflictError, HostvolError, NotFoundError, PathError, describe } from '../errors';
 import type { Labeler } from '../host/labels';
 import type { Mounter } from '../host/mounter';
 import type { Store } from '../store/store';
-import { checkPlacement, deleteDirectory, locate, openDirectory, prepareDirectory, type Placement } from './directory';
+import { bindDirectory, checkPlacement, deleteDirectory, locate, prepareDirectory, type Placement } from './directory';
 import { toHost } from './hostpaths';
 import { KeyedLock } from './keyed-lock';
 import { parseOptions, sameOptions, type VolumeOptions } from './options';
@@ -132,16 +132,12 @@ export class Driver {
       const target = vol.bindTarget(v, layout);
       // Also re-creates a bind mount lost behind our back (a crash, an operator's umount).
       if (first || !(await mounter.isMountPoint(target))) {
-        const dir = await openDirectory(v, this.deps.confinement);
-        try {
-          if (first && v.options.label && this.deps.labeler.enabled) await this.deps.labeler.relabel(dir);
-          await mounter.bind(dir.fd, target, v.options.readOnly);
-        } catch (err) {
+        v.unbound = false;
+        const labeler = first && v.options.label && this.deps.labeler.enabled ? this.deps.labeler : undefined;
+        await bindDirectory(v, this.deps.confinement, mounter, target, labeler).catch((err) => {
           // The errno stays in the message (EPERM, ENOSPC, …); the volume's name goes in front.
-          throw new HostvolError(`volume "${name}": mount failed: ${describe(err)}`);
-        } finally {
-          await dir.close();
-        }
+          throw err instanceof PathError ? err : new HostvolError(`volume "${name}": mount failed: ${describe(err)}`);
+        });
       }
       try {
         await store.setLease({ volume: name, id, count, bootId, generation });
@@ -216,12 +212,16 @@ export class Driver {
   async discard(v: Volume): Promise<void> {
     let touched = false;
     try {
-      await this.deps.mounter.release(vol.bindTarget(v, this.deps.layout));
+      // A volume never bound since it was made here (or released since) has no target to release.
+      if (!v.unbound) await this.deps.mounter.release(vol.bindTarget(v, this.deps.layout));
       if (vol.onRemove(v) === 'delete') {
-        // Checked before anything is deleted: a delete that stops half-way at a mount is worse than none.
-        const inside = await this.deps.mounter.mountsUnder(v.path);
-        if (inside.length > 0) throw new HostvolError(`${inside[inside.length - 1]} is mounted inside it; unmount it first`);
-        await deleteDirectory(v, this.deps.confinement, () => (touched = true));
+        // Checked before anything is deleted: a delete that stops half-way at a mount is worse than
+        // none. An empty directory has nothing mounted inside, so deleteDirectory asks only for others.
+        const noMountsInside = async () => {
+          const inside = await this.deps.mounter.mountsUnder(v.path);
+          if (inside.length > 0) throw new HostvolError(`${inside[inside.length - 1]} is mounted inside it; unmount it first`);
+        };
+        await deleteDirectory(v, this.deps.confinement, () => (touched = true), noMountsInside);
       }
     } catch (err) {
       if (!touched && v.state === 'removing') {
@@ -275,6 +275,7 @@ export class Driver {
       state: 'creating',
       made,
       leases: new Map(),
+      unbound: true,
     };
     this.volumes.set(name, v);
     try {
@@ -290,6 +291,7 @@ export class Driver {
     const target = vol.bindTarget(v, this.deps.layout);
     try {
       await this.deps.mounter.release(target);
+      v.unbound = true;
     } catch (err) {
       this.deps.log.error({ volume: v.name, target, err: describe(err) }, 'could not remove bind mount; will retry');
     }

@@ -16,6 +16,12 @@ export interface Volume {
   made: string | null;
   /** Active Mount IDs and how many times each is mounted (dockerd mounts one ID twice for docker cp). */
   leases: Map<string, Lease>;
+  /**
+   * True while this process knows there is no bind mount of the volume at its target: it made the
+   * volume and has not bound it since, or released the bind since. Unset (not known, as after a
+   * restart) means a Remove must release whatever may be there.
+   */
+  unbound?: boolean;
 }
 
 export interface Lease {

@@ -279,6 +279,39 @@ describe('a failed create on an existing path', () => {
   });
 });
 
+describe('labels at the first Mount', () => {
+  test('the first Mount relabels the directory it then binds, later ones do not; a relabel that fails is a mount failure', async () => {
+    const relabelled: string[] = [];
+    let refuse = false;
+    const labelling = await sandbox({}, {
+      labeler: {
+        enabled: true,
+        relabel: async (dir) => {
+          if (refuse) throw new Error('relabel refused');
+          relabelled.push(dir.path);
+        },
+      },
+    });
+    try {
+      const call = labelling.call;
+      await call('/VolumeDriver.Create', { Name: 'lab', Opts: { z: '' } });
+      relabelled.length = 0; // the Create's own relabel
+      const { Mountpoint } = await call('/VolumeDriver.Mount', { Name: 'lab', ID: 'a' });
+      await call('/VolumeDriver.Mount', { Name: 'lab', ID: 'b' });
+      expect(relabelled).toEqual([path.join(labelling.config.dataRoot, 'lab')]);
+      fs.writeFileSync(path.join(Mountpoint, 'through-bind'), 'x');
+      expect(fs.existsSync(path.join(labelling.config.dataRoot, 'lab', 'through-bind'))).toBe(true);
+      await call('/VolumeDriver.Unmount', { Name: 'lab', ID: 'a' });
+      await call('/VolumeDriver.Unmount', { Name: 'lab', ID: 'b' });
+      refuse = true;
+      expect((await call('/VolumeDriver.Mount', { Name: 'lab', ID: 'c' })).Err).toBe('volume "lab": mount failed: relabel refused');
+      expect(fs.existsSync(Mountpoint)).toBe(false);
+    } finally {
+      await destroy(labelling);
+    }
+  });
+});
+
 describe('List while a Create is in flight', () => {
   test('a List taken while a Create waits shows it once the Create is answered', async () => {
     let release!: () => void;

@@ -111,6 +111,28 @@ rootOnly('bind', () => {
   });
 });
 
+rootOnly('bindBeneath', () => {
+  test('binds the directory reached by the no-follow walk, read-only when asked, and closes what it opened', async () => {
+    source('walked');
+    await mounter.release(at('never-bound')); // starts the host workers, which hold fds of their own
+    const fds = fs.readdirSync('/proc/self/fd').length;
+    await mounter.bindBeneath(path.join(dir, 'src'), 'walked', at('walked'), true);
+    expect(fs.readFileSync(path.join(at('walked'), 'seed'), 'utf8')).toBe('seed');
+    expect(await writeFails(at('walked'))).toBe('EROFS');
+    await mounter.release(at('walked'));
+    expect(fs.readdirSync('/proc/self/fd').length).toBe(fds);
+  });
+
+  test('a symlink on the way is refused like openBeneath refuses it, and nothing is mounted', async () => {
+    const elsewhere = source('elsewhere-walk');
+    fs.symlinkSync(elsewhere, path.join(dir, 'src', 'swapped'));
+    const err = await mounter.bindBeneath(path.join(dir, 'src'), 'swapped', at('swapped'), false).catch((e) => e);
+    expect(err.code).toBe('ENOTDIR');
+    expect(err.message).toContain(`${path.join(dir, 'src', 'swapped')} is not a plain directory: it is a symbolic link`);
+    expect(await mounter.isMountPoint(at('swapped'))).toBe(false);
+  });
+});
+
 rootOnly('release', () => {
   test('a missing target is fine', async () => {
     await expect(mounter.release(at('never-made'))).resolves.toBeUndefined();

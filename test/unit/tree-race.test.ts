@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { libc, stopLibc } from '../../src/host/libc';
 import { emptyTree, makeBeneath, openBeneath, removeEntry } from '../../src/host/tree';
 import { fingerprint, makeOutside, openFds, removeAll, tempDir } from './tree-fixture';
 
@@ -39,6 +40,10 @@ let top: string;
 let outside: string;
 let before: string;
 let fds: number;
+// The host worker threads (where openBeneath and makeBeneath run) hold fds of their own for as long
+// as they run: start them before counting.
+beforeAll(() => libc('llistxattr', 'start', '/'));
+afterAll(() => stopLibc());
 beforeEach(() => {
   top = tempDir('hv-race-');
   outside = makeOutside(top);

@@ -4,13 +4,18 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PathError } from '../../src/errors';
-import { emptyTree, isNotFound, makeBeneath, openBeneath, removeEntry, renameIn, type Dir } from '../../src/host/tree';
+import { libc, stopLibc } from '../../src/host/libc';
+import { RetireError, emptyTree, isNotFound, makeBeneath, openBeneath, removeEntry, renameIn, retireBeneath, type Dir } from '../../src/host/tree';
 import { CAFE, LONG, NEWLINE, bjoin, fingerprint, makeNastyTree, makeOutside, mount, names, openFds, removeAll, tempDir, umount } from './tree-fixture';
 
 let top: string;
 let outside: string;
 let before: string;
 let fds: number;
+// The host worker threads (where openBeneath and makeBeneath run) hold fds of their own for as long
+// as they run: start them before counting.
+beforeAll(() => libc('llistxattr', 'start', '/'));
+afterAll(() => stopLibc());
 beforeEach(() => {
   top = tempDir('hv-tree-');
   outside = makeOutside(top);
@@ -192,5 +197,60 @@ describe('emptyTree', () => {
     } finally {
       umount(path.join(vol, 'tmp'));
     }
+  });
+});
+
+describe('retireBeneath', () => {
+  const TRASH = '.trash-x';
+  /** The outcome, with the handed-back parent (when there is one) checked and closed. */
+  const retire = async (rel: string, name: string) => {
+    const r = await retireBeneath(top, rel, name, TRASH);
+    if (r.outcome !== 'removed') {
+      expect(fs.fstatSync(r.parent.fd).ino).toBe(fs.statSync(path.join(top, rel)).ino);
+      await r.parent.close();
+    }
+    return r.outcome;
+  };
+
+  test('an empty directory is renamed away and removed, leaving neither name', async () => {
+    fs.mkdirSync(path.join(top, 'p', 'vol'), { recursive: true });
+    expect(await retire('p', 'vol')).toBe('removed');
+    expect(names(path.join(top, 'p'))).toEqual([]);
+  });
+
+  test('a directory with anything in it, a symlink or a missing name is left exactly as it is', async () => {
+    fs.mkdirSync(path.join(top, 'full', 'sub'), { recursive: true });
+    fs.symlinkSync(outside, path.join(top, 'ln'));
+    expect(await retire('', 'full')).toBe('busy');
+    expect(await retire('', 'ln')).toBe('busy');
+    expect(await retire('', 'missing')).toBe('absent');
+    expect(fs.existsSync(path.join(top, 'full', 'sub'))).toBe(true);
+    expect(fs.readlinkSync(path.join(top, 'ln'))).toBe(outside);
+    expect(fingerprint(outside)).toBe(before);
+  });
+
+  test('an empty directory with something mounted on it is busy, not renamed', async () => {
+    fs.mkdirSync(path.join(top, 'mnt'));
+    mount('-t', 'tmpfs', 'none', path.join(top, 'mnt'));
+    try {
+      expect(await retire('', 'mnt')).toBe('busy');
+      expect(fs.existsSync(path.join(top, 'mnt'))).toBe(true);
+    } finally {
+      umount(path.join(top, 'mnt'));
+    }
+  });
+
+  test('a parent that is a symlink is refused like openBeneath refuses it; a rename that fails says so', async () => {
+    fs.symlinkSync(outside, path.join(top, 'link'));
+    const err = await failure(retireBeneath(top, 'link', 'sub', TRASH));
+    expect(err.code).toBe('ENOTDIR');
+    expect(err.message).toContain(`${top}/link is not a plain directory: it is a symbolic link`);
+    fs.mkdirSync(path.join(top, 'vol'));
+    fs.mkdirSync(path.join(top, TRASH, 'full'), { recursive: true }); // rename onto a non-empty directory: ENOTEMPTY
+    const renameErr = await failure(retireBeneath(top, '', 'vol', TRASH));
+    expect(renameErr).toBeInstanceOf(RetireError);
+    expect(renameErr.message).toBe(`cannot rename ${top}/vol to ${TRASH} (ENOTEMPTY)`);
+    expect((renameErr as RetireError).renamed).toBe(false);
+    expect(fingerprint(outside)).toBe(before);
   });
 });
