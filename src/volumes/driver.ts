@@ -189,7 +189,6 @@ export class Driver {
       v.state = 'removing';
       if (v.leases.size > 0) {
         await this.stale.drop(v, [...v.leases.keys()], 'dockerd asked to remove the volume and no container has it mounted');
-        await this.releaseBind(v);
       }
       await this.discard(v);
       this.deps.log.info({ volume: name, path: v.path, data: vol.onRemove(v) === 'delete' ? 'deleted' : 'kept' }, 'volume removed');
