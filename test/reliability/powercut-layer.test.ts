@@ -1,11 +1,11 @@
 // The power-cut instrument itself: after `cut()` a lazyfs mount shows exactly what its model (header
 // of lib/powercut/lazyfs.py) says a disk keeps -- synced data and entries, nothing else.
 import Database from 'better-sqlite3';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { PowerCut, powercutToolsMissing } from './lib/powercut';
+import { PYTHON, PowerCut, powercutToolsMissing } from './lib/powercut';
 
 jest.setTimeout(60_000); // each cut starts a new Python process: seconds on a loaded 2-core host
 const missing = powercutToolsMissing();
@@ -219,6 +219,26 @@ describeLayer('lazyfs keeps exactly what was synced across a power cut', () => {
     expect(() => fs.writeSync(fd, 'late')).toThrow(/ENOTCONN/);
     expect(() => fs.closeSync(fd)).toThrow(/ENOTCONN/); // the fd is released all the same
     expect(read(at('old'))).toBe('durable at mount');
+  });
+
+  test('a process killed while its requests wait does not stall the layer: the control socket still answers', async () => {
+    // The kernel withdraws a waiting request when its process is killed (what a cut does to hostvol);
+    // if lazyfs saw the device readable just before, its read then blocked until the next request,
+    // and the "cut" that followed was never answered. Each round here kills 8 threads in statfs.
+    const hammer = `import os, threading\ndef go():\n    while True: os.statvfs(${JSON.stringify(mnt)})\nfor _ in range(8): threading.Thread(target=go).start()\n`;
+    const until = Date.now() + 8_000;
+    let rounds = 0;
+    while (Date.now() < until) {
+      const victim = spawn(PYTHON, ['-c', hammer], { stdio: 'ignore' });
+      const gone = new Promise((r) => victim.once('exit', r));
+      await new Promise((r) => setTimeout(r, 20 + rounds % 20));
+      victim.kill('SIGKILL');
+      await gone;
+      // A tick is 0.1 s; 2 s is a stall, not a slow machine.
+      await expect(pc.stats(2_000)).resolves.toMatchObject({ cuts: 0 });
+      rounds++;
+    }
+    expect(rounds).toBeGreaterThan(10);
   });
 
   test('SQLite in WAL mode: commits with synchronous=FULL survive; with OFF, or still open, they do not', async () => {
