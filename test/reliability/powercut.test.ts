@@ -98,14 +98,14 @@ beforeAll(async () => {
     logFile: sb.path('hostvol.log'),
   };
   model = new PowerModel({ data: cfg.dataRoot, allow: path.join(disk, 'allow'), mounts: path.join(cfg.stateDir, 'mounts') });
-});
+}, START_MS + 15_000);
 
 afterAll(async () => {
   killAllServes();
   await pc?.unmount(); // lazily, so hostvol's binds on it cannot hold it
   sb?.cleanup();
   await watchdog.close();
-});
+}, 60_000);
 
 /** hostvol's store as a copy; a store that cannot be read is a violation (the cut took what it needed). */
 function storeCopy(inv: Invariants, at: string): StoreCopy | undefined {

@@ -9,16 +9,21 @@ import { Worker } from 'node:worker_threads';
 const TIMER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const fs = require('node:fs');
-const fired = new Int32Array(workerData);
+const [fired, described] = [new Int32Array(workerData, 0, 1), new Int32Array(workerData, 4, 1)];
 let timer;
 parentPort.on('message', (m) => {
   clearTimeout(timer);
   if (!m.ms) return;
   timer = setTimeout(() => {
     Atomics.store(fired, 0, m.id);
-    fs.writeSync(2, 'power-cut watchdog: ' + m.what + ': killing pids ' + m.pids.join(' ') + '\\n');
-    for (const pid of m.pids) { try { process.kill(pid, 'SIGKILL'); } catch {} }
     parentPort.postMessage(m.id);
+    // A responsive main thread describes the stuck state and cleans up itself; one blocked in a
+    // synchronous call can do neither until what it waits on is gone.
+    timer = setTimeout(() => {
+      if (Atomics.load(described, 0) === m.id) return;
+      fs.writeSync(2, 'power-cut watchdog: ' + m.what + ' is blocked: killing pids ' + m.pids.join(' ') + '\\n');
+      for (const pid of m.pids) { try { process.kill(pid, 'SIGKILL'); } catch {} }
+    }, 2000);
   }, m.ms);
 });`;
 
@@ -28,21 +33,24 @@ export class PhaseTimeout extends Error {
 
 export class Watchdog {
   private readonly worker: Worker;
-  private readonly fired = new Int32Array(new SharedArrayBuffer(4));
+  private readonly shared = new SharedArrayBuffer(8);
+  /** [id of the phase whose deadline passed, id of the phase the main thread has described]. */
+  private readonly fired = new Int32Array(this.shared, 0, 1);
+  private readonly described = new Int32Array(this.shared, 4, 1);
   private readonly expiries = new Map<number, () => void>();
   private serial = 0;
 
   /**
-   * `victims`: the pids to SIGKILL when a deadline passes (read when a phase starts); `describe`:
-   * the failure message for a phase that overran (read when it fires, so it shows the latest state);
-   * `cleanUp`: stops and unmounts everything the test started, before the failure is thrown.
+   * `victims`: the pids the worker SIGKILLs when a phase is past its deadline and the main thread
+   * is blocked (read when a phase starts); `describe`: the failure message, read when the deadline
+   * passes; `cleanUp`: stops and unmounts everything the test started, before the failure is thrown.
    */
   constructor(
     private readonly victims: () => number[],
     private readonly describe: (phase: string, ms: number) => string,
     private readonly cleanUp: () => Promise<void>,
   ) {
-    this.worker = new Worker(TIMER, { eval: true, workerData: this.fired.buffer });
+    this.worker = new Worker(TIMER, { eval: true, workerData: this.shared });
     this.worker.unref();
     this.worker.on('message', (id: number) => this.expiries.get(id)?.());
   }
@@ -50,9 +58,14 @@ export class Watchdog {
   /** Runs `fn` (sync or async) as `phase`; past `ms` it kills, cleans up and fails with `describe`. */
   async phase<T>(phase: string, ms: number, fn: () => T | Promise<T>): Promise<T> {
     const id = ++this.serial;
+    let message: string | undefined;
     let expired!: () => void;
     const overrun = new Promise<'overrun'>((resolve) => (expired = () => resolve('overrun')));
-    this.expiries.set(id, expired);
+    this.expiries.set(id, () => {
+      message = this.describe(phase, ms); // now, while the stuck processes are still there to see
+      Atomics.store(this.described, 0, id);
+      expired();
+    });
     this.worker.postMessage({ id, ms, what: phase, pids: this.victims() });
     let outcome: { value: T } | { error: unknown } | 'overrun';
     try {
@@ -64,7 +77,7 @@ export class Watchdog {
     // A phase blocked in a synchronous call returns (with an error) only once the worker killed what
     // it waited on: the deadline is the cause then, whatever the phase itself says.
     if (outcome === 'overrun' || Atomics.load(this.fired, 0) === id) {
-      const message = this.describe(phase, ms);
+      message ??= this.describe(phase, ms);
       await this.cleanUp();
       throw new PhaseTimeout(message);
     }
