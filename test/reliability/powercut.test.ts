@@ -255,4 +255,4 @@ testCut(`power cuts: ${CUTS} cuts at random moments of mixed operations (seed ${
     keepEvidence(message);
     throw new Error(message);
   }
-}, LONG ? 1_800_000 : 180_000);
+}, LONG ? 3_600_000 : 240_000); // backstops: the watchdog fails a stuck phase long before
