@@ -43,7 +43,7 @@ let cfg: ServeConfig;
 let model: PowerModel;
 let serve: Serve | undefined;
 const journal = new Journal();
-/** The round under way (1-based) and the phase it is in, for every failure message. */
+/** The round under way (1-based), for every failure message. */
 let round = 0;
 
 /** Everything needed to replay a failure and to see where it stood. */
@@ -76,7 +76,11 @@ const watchdog = new Watchdog(
   },
   async () => {
     killAllServes();
-    pc?.abort();
+    try {
+      pc?.abort();
+    } catch (err) {
+      console.error(`power-cut watchdog: ${(err as Error).message}`); // the phase's failure matters more
+    }
   },
 );
 const phase = <T>(name: string, ms: number, fn: () => T | Promise<T>) => watchdog.phase(name, ms, fn);

@@ -60,7 +60,10 @@ export class PowerCut {
     this.child = child;
     child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
     return new Promise((resolve, reject) => {
-      const fail = (why: string) => reject(new Error(`lazyfs over ${this.backing} at ${this.mountpoint} ${why}; its stderr:\n${this.stderr}`));
+      const fail = (why: string) => {
+        child.kill('SIGKILL'); // a lazyfs that is not ready is of no use, and must not stay behind
+        reject(new Error(`lazyfs over ${this.backing} at ${this.mountpoint} ${why}; its stderr:\n${this.stderr}`));
+      };
       const timer = setTimeout(() => fail('did not get ready within 20s'), 20_000);
       let out = '';
       child.stdout!.on('data', (d: Buffer) => {
