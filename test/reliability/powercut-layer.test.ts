@@ -1,7 +1,7 @@
 // The power-cut instrument itself: after `cut()` a lazyfs mount shows exactly what its model (header
 // of lib/powercut/lazyfs.py) says a disk keeps -- synced data and entries, nothing else.
 import Database from 'better-sqlite3';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -11,6 +11,9 @@ jest.setTimeout(60_000); // each cut starts a new Python process: seconds on a l
 const missing = powercutToolsMissing();
 const describeLayer = missing ? describe.skip : describe;
 if (missing) console.warn(`power-cut layer tests skipped: ${missing}`);
+const noStrace = spawnSync('strace', ['-V']).error;
+const testTraced = noStrace ? test.skip : test;
+if (noStrace) console.warn('the stalled-read test of lazyfs is skipped: it needs strace (apt-get install strace)');
 
 let root: string;
 let backing: string;
@@ -219,6 +222,30 @@ describeLayer('lazyfs keeps exactly what was synced across a power cut', () => {
     expect(() => fs.writeSync(fd, 'late')).toThrow(/ENOTCONN/);
     expect(() => fs.closeSync(fd)).toThrow(/ENOTCONN/); // the fd is released all the same
     expect(read(at('old'))).toBe('durable at mount');
+  });
+
+  testTraced('a request withdrawn because its process was killed does not stall the layer: the control socket still answers', async () => {
+    // The kernel withdraws a waiting request when its process is killed (a cut does this to hostvol).
+    // If lazyfs had just seen /dev/fuse readable, its read(2) then blocked its one thread until some
+    // other request came, and the "cut" that followed was never answered (the 200-cut run hung so).
+    // strace holds each read(2) of lazyfs for 2 s at entry: the requester is killed inside that window.
+    const tracer = spawn('strace', ['-p', String(pc.pid), '-e', 'trace=read', '-e', 'inject=read:delay_enter=2000000', '-o', '/dev/null'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const traced = new Promise<void>((resolve) => tracer.stderr!.on('data', (d: Buffer) => d.toString().includes('attached') && resolve()));
+    const detached = new Promise((r) => tracer.once('exit', r));
+    try {
+      await traced;
+      const victim = spawn('stat', ['-f', mnt], { stdio: 'ignore' });
+      const gone = new Promise((r) => victim.once('exit', r));
+      const waiting = () => fs.readFileSync(`/proc/${victim.pid}/wchan`, 'utf8');
+      for (let i = 0; i < 150 && !/fuse|request_wait_answer/.test(waiting()); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(waiting()).toMatch(/fuse|request_wait_answer/); // its statfs waits, unread by lazyfs
+      victim.kill('SIGKILL');
+      await gone;
+      await expect(pc.stats(10_000)).resolves.toMatchObject({ cuts: 0 });
+    } finally {
+      tracer.kill('SIGINT'); // detaches; lazyfs goes on untraced
+      await detached;
+    }
   });
 
   test('SQLite in WAL mode: commits with synchronous=FULL survive; with OFF, or still open, they do not', async () => {

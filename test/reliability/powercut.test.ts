@@ -5,7 +5,9 @@
 // volumes; at a random moment the power goes: hostvol is SIGKILLed and the layer cut at once. After
 // a restart every acknowledged reply must hold (lib/powercut-check.ts); a request in flight may have
 // landed or not, but as a whole. Sometimes the power goes again during recovery, or the host "reboots"
-// (new boot id: every lease must go).
+// (new boot id: every lease must go). Every phase of a round runs under a watchdog
+// (lib/powercut-watchdog.ts): a round that stops making progress fails with its number, phase, seed,
+// the logs and the last requests, and leaves no process or FUSE mount behind.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -14,15 +16,23 @@ import { Invariants, LONG, Rng, pick, recordFigures, seed } from './lib/figures'
 import { PowerCut, powercutToolsMissing, type LayerStats } from './lib/powercut';
 import { LEASES, checkDurableStore, checkRecovered, type Settled } from './lib/powercut-check';
 import { PowerModel, sortedJson } from './lib/powercut-model';
-import { runClient, type Op, type Tally } from './lib/powercut-workload';
+import { PhaseTimeout, Watchdog } from './lib/powercut-watchdog';
+import { Journal, runClient, type Op, type Tally } from './lib/powercut-workload';
 import { Sandbox } from './lib/sandbox';
-import { Serve, requireBuild, sleep, type ServeConfig } from './lib/serve';
+import { Serve, killAllServes, requireBuild, sleep, type ServeConfig } from './lib/serve';
 import { readStoreCopy, type StoreCopy } from './lib/store';
 
 const CUTS = pick(20, 200);
 const SEED = seed();
 const CLIENTS = 4;
 const NAMES_PER_CLIENT = 4;
+/** Phase deadlines: each is many times what the phase takes on a loaded 2-core host. */
+const START_MS = 45_000;
+const CUT_MS = 60_000;
+const CHECK_MS = 90_000;
+/** Where a failed run's evidence goes (the sandbox is removed in afterAll). */
+const KEPT_LOG = path.join(os.tmpdir(), `hostvol-powercut-${SEED}.log`);
+const KEPT_FAILURE = path.join(os.tmpdir(), `hostvol-powercut-${SEED}.failure.txt`);
 const missing = powercutToolsMissing();
 const testCut = missing ? test.skip : test;
 if (missing) console.warn(`power-cut tests skipped: ${missing}`);
@@ -31,6 +41,49 @@ let sb: Sandbox;
 let pc: PowerCut;
 let cfg: ServeConfig;
 let model: PowerModel;
+let serve: Serve | undefined;
+const journal = new Journal();
+/** The round under way (1-based), for every failure message. */
+let round = 0;
+
+/** Everything needed to replay a failure and to see where it stood. */
+function context(): string {
+  return [
+    `seed ${SEED} (replay: RELIABILITY_SEED=${SEED}${LONG ? ' RELIABILITY_LONG=1' : ''} node_modules/.bin/jest test/reliability/powercut.test.ts --selectProjects reliability)`,
+    `hostvol's log kept at ${KEPT_LOG}; this message at ${KEPT_FAILURE}`,
+    `hostvol: ${serve ? `pid ${serve.pid}, ${serve.alive() ? 'running' : 'exited'}` : 'not started'}`,
+    pc ? pc.diagnose() : 'lazyfs: not mounted',
+    `last requests and notes (UTC):\n${journal.format()}`,
+  ].join('\n');
+}
+
+/** Keeps the evidence of a failed run outside the sandbox, message included (jest's output may be lost). */
+function keepEvidence(message: string): void {
+  try {
+    if (cfg && fs.existsSync(cfg.logFile)) fs.copyFileSync(cfg.logFile, KEPT_LOG);
+    fs.writeFileSync(KEPT_FAILURE, `${message}\n`);
+  } catch {
+    // the evidence is a courtesy: the failure itself is thrown anyway
+  }
+}
+
+const watchdog = new Watchdog(
+  () => [serve?.pid, pc?.pid].filter((p): p is number => p !== undefined),
+  (phase, ms) => {
+    const message = `power-cut round ${round} of ${CUTS}, phase "${phase}": no progress within ${ms} ms\n${context()}`;
+    keepEvidence(message);
+    return message;
+  },
+  async () => {
+    killAllServes();
+    try {
+      pc?.abort();
+    } catch (err) {
+      console.error(`power-cut watchdog: ${(err as Error).message}`); // the phase's failure matters more
+    }
+  },
+);
+const phase = <T>(name: string, ms: number, fn: () => T | Promise<T>) => watchdog.phase(name, ms, fn);
 
 beforeAll(async () => {
   if (missing) return;
@@ -39,7 +92,7 @@ beforeAll(async () => {
   const backing = sb.dir('backing');
   for (const d of ['data', 'state', 'allow']) fs.mkdirSync(path.join(backing, d));
   const disk = sb.dir('disk');
-  pc = await PowerCut.mount(backing, disk);
+  pc = await phase('mount lazyfs', START_MS, () => PowerCut.mount(backing, disk));
   cfg = {
     socket: sb.path('run', 'hostvol.sock'), // outside the layer: a socket is no data
     dataRoot: path.join(disk, 'data'),
@@ -49,12 +102,14 @@ beforeAll(async () => {
     logFile: sb.path('hostvol.log'),
   };
   model = new PowerModel({ data: cfg.dataRoot, allow: path.join(disk, 'allow'), mounts: path.join(cfg.stateDir, 'mounts') });
-});
+}, START_MS + 15_000);
 
 afterAll(async () => {
+  killAllServes();
   await pc?.unmount(); // lazily, so hostvol's binds on it cannot hold it
   sb?.cleanup();
-});
+  await watchdog.close();
+}, 60_000);
 
 /** hostvol's store as a copy; a store that cannot be read is a violation (the cut took what it needed). */
 function storeCopy(inv: Invariants, at: string): StoreCopy | undefined {
@@ -99,34 +154,42 @@ testCut(`power cuts: ${CUTS} cuts at random moments of mixed operations (seed ${
   let sweptRounds = 0;
 
   /** The power goes: the process dies with it, then the layer forgets what was not synced. */
-  const powerCut = async (serve: Serve) => {
-    serve.child.kill('SIGKILL');
+  const powerCut = async (victim: Serve) => {
+    victim.child.kill('SIGKILL');
     const s = await pc.cut();
-    await serve.kill();
+    await victim.kill();
     layer.fsyncs += s.fsyncs;
     layer.fsyncdirs += s.fsyncdirs;
     layer.discardedWriteBytes += s.discardedWriteBytes;
     cuts++;
+    journal.note(`-- power cut ${cuts}`);
+  };
+  const start = async () => {
+    serve = Serve.spawn(cfg);
+    await serve.waitReady(START_MS - 5_000);
+    return serve;
   };
 
-  let serve = await Serve.start(cfg);
+  let live = await phase('start hostvol', START_MS, start);
+  let failure: unknown;
   try {
     while (cuts < CUTS) {
+      round = cuts + 1;
       let stop = false;
-      const work = Promise.all(names.map((own) => runClient(serve.client, own, model, rng, inv, tally, () => stop)));
+      const work = Promise.all(names.map((own) => runClient(live.client, own, model, rng, inv, tally, () => stop, journal)));
       // Mostly well into the work, sometimes right at its start. Short enough that the stale-lease
       // sweep (5 s after start-up) never runs: it may drop leases no container holds, by design.
       await sleep(rng.chance(0.2) ? rng.int(60) : 60 + rng.int(1500));
       stop = true;
-      await powerCut(serve);
-      const inflight = (await work).filter((o): o is Op => o !== undefined);
+      await phase('power cut', CUT_MS, () => powerCut(live));
+      const inflight = (await phase('in-flight requests settle', CUT_MS, () => work)).filter((o): o is Op => o !== undefined);
       const at = `cut ${cuts}`;
 
-      const durable = storeCopy(inv, at);
+      const durable = await phase('read the durable store', CHECK_MS, () => storeCopy(inv, at));
       if (!durable) break;
       let from = inv.violations.length;
       checkDurableStore(inv, model, durable, inflight, settled, at);
-      if (swept(serve.pid)) {
+      if (swept(live.pid)) {
         voidLeaseChecks(inv, model, from, durable);
         sweptRounds++;
       }
@@ -135,33 +198,45 @@ testCut(`power cuts: ${CUTS} cuts at random moments of mixed operations (seed ${
         fs.writeFileSync(cfg.bootIdFile, `${crypto.randomUUID()}\n`);
         model.leases.clear();
         reboots++;
+        journal.note('-- reboot (new boot id)');
       }
       if (cuts < CUTS && rng.chance(0.1)) {
         // The power goes again while hostvol opens its store or recovers.
-        const s = Serve.spawn(cfg);
-        await sleep(rng.int(400));
-        await powerCut(s);
+        await phase('power cut during recovery', CUT_MS, async () => {
+          const s = (serve = Serve.spawn(cfg));
+          await sleep(rng.int(400));
+          await powerCut(s);
+        });
         inRecovery++;
       }
-      serve = await Serve.start(cfg);
+      live = await phase('restart hostvol', START_MS, start);
       from = inv.violations.length;
-      await checkRecovered(inv, model, serve.client, inflight, settled, at);
-      const after = storeCopy(inv, `${at}, after recovery`);
+      const after = await phase('check recovery', CHECK_MS, async () => {
+        await checkRecovered(inv, model, live.client, inflight, settled, at);
+        return storeCopy(inv, `${at}, after recovery`);
+      });
       if (!after) break;
       const states = after.volumes.map((r) => `${r.name}:${r.state}`).sort();
       const ready = [...model.vols.keys()].map((n) => `${n}:ready`).sort();
       inv.check(sortedJson(states) === sortedJson(ready), () => `${at}: records after recovery ${states} / acknowledged ${ready}`);
       const leases = after.leases.map((l) => `${l.volume}/${l.id}=${l.count}`).sort();
       inv.check(sortedJson(leases) === sortedJson(model.leaseList()), () => `${at}: ${LEASES} leases after recovery ${leases} / acknowledged ${model.leaseList()}`);
-      if (swept(serve.pid)) {
+      if (swept(live.pid)) {
         voidLeaseChecks(inv, model, from, after);
         sweptRounds++;
       }
       if (inv.violations.length) break; // the first broken round is the one worth reading
       checked = cuts; // "kills survived": every invariant checked and held
     }
+  } catch (err) {
+    failure = err;
   } finally {
-    await serve.kill();
+    await phase('stop hostvol', CUT_MS, () => live.kill()).catch((err: unknown) => (failure ??= err));
+  }
+  if (failure) {
+    // A watchdog failure carries the context already; anything else gets it here.
+    if (!(failure instanceof PhaseTimeout)) keepEvidence(`power-cut round ${round} of ${CUTS} failed: ${(failure as Error).stack}\n${context()}`);
+    throw failure instanceof PhaseTimeout ? failure : new Error(`power-cut round ${round} of ${CUTS} failed: ${(failure as Error).message}\n${context()}`, { cause: failure });
   }
 
   const layerNote = `layer: ${layer.fsyncs} fsyncs, ${layer.fsyncdirs} fsyncdirs, ${layer.discardedWriteBytes} unsynced bytes discarded`;
@@ -179,7 +254,9 @@ testCut(`power cuts: ${CUTS} cuts at random moments of mixed operations (seed ${
       `${tally.filesSynced} synced and ${tally.filesUnsynced} unsynced test files; ${layerNote}` +
       (sweptRounds ? `; lease checks void in ${sweptRounds} rounds slow enough for the stale-lease sweep` : ''),
   });
-  const log = path.join(os.tmpdir(), `hostvol-powercut-${SEED}.log`);
-  if (inv.violations.length) fs.copyFileSync(cfg.logFile, log); // the sandbox goes in afterAll
-  inv.assertNone(`seed ${SEED}; hostvol's log kept at ${log}`);
-}, LONG ? 1_800_000 : 180_000);
+  if (inv.violations.length) {
+    const message = `${inv.violations.length} invariant violation(s), the first in round ${round} of ${CUTS}:\n${inv.violations.slice(0, 50).join('\n')}\n${context()}`;
+    keepEvidence(message);
+    throw new Error(message);
+  }
+}, LONG ? 3_600_000 : 240_000); // backstops: the watchdog fails a stuck phase long before

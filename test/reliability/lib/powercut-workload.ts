@@ -21,6 +21,30 @@ export interface Tally {
   filesUnsynced: number;
 }
 
+/** The last requests of all clients with their outcome, oldest first: what a failure message shows. */
+export class Journal {
+  private readonly entries: { at: number; what: string; outcome?: string }[] = [];
+
+  constructor(private readonly keep = 24) {}
+
+  /** Notes a request as sent; the returned function records its outcome. */
+  sent(what: string): (outcome: string) => void {
+    const e: { at: number; what: string; outcome?: string } = { at: Date.now(), what };
+    this.entries.push(e);
+    if (this.entries.length > this.keep) this.entries.shift();
+    return (outcome) => (e.outcome = outcome);
+  }
+
+  note(what: string): void {
+    this.sent(what)('');
+  }
+
+  format(): string {
+    const t = (at: number) => new Date(at).toISOString().slice(11, 23);
+    return this.entries.map((e) => `  ${t(e.at)} ${e.what}${e.outcome === '' ? '' : ` -> ${e.outcome ?? 'no reply yet'}`}`).join('\n') || '  (none)';
+  }
+}
+
 /** Runs one client until `stopped()`; resolves with the request it had in flight when it stopped, if any. */
 export async function runClient(
   client: Client,
@@ -30,16 +54,24 @@ export async function runClient(
   inv: Invariants,
   tally: Tally,
   stopped: () => boolean,
+  journal: Journal,
 ): Promise<Op | undefined> {
   let inflight: Op | undefined;
   const expectReply = (r: Reply, ok: boolean, what: string) =>
     inv.check(ok ? isOk(r) : isErr(r), () => `${what}: expected ${ok ? 'success' : 'Err'}, got HTTP ${r.status} ${r.text.slice(0, 300)}`);
-  const send = async (op: Op | undefined, call: () => Promise<Reply>): Promise<Reply> => {
+  const send = async (what: string, op: Op | undefined, call: () => Promise<Reply>): Promise<Reply> => {
     inflight = op;
     tally.requests++;
-    const r = await call();
-    inflight = undefined;
-    return r;
+    const settle = journal.sent(what);
+    try {
+      const r = await call();
+      settle(`HTTP ${r.status} ${r.text.trim().slice(0, 160)}`);
+      inflight = undefined;
+      return r;
+    } catch (err) {
+      settle(`no reply: ${(err as Error).message}`);
+      throw err;
+    }
   };
   try {
     while (!stopped()) {
@@ -50,7 +82,7 @@ export async function runClient(
         const ask = v && rng.chance(0.6) ? v.ask : randomAsk(rng, model.roots, name);
         if (v) {
           // Create is idempotent with the same options and refused with others; nothing changes either way.
-          const r = await send(undefined, () => client.create(name, ask.opts));
+          const r = await send(`Create ${name} again ${JSON.stringify(ask.opts)}`, undefined, () => client.create(name, ask.opts));
           expectReply(r, sameCanon(v.ask.canon, ask.canon), `Create ${name} again ${JSON.stringify(ask.opts)} (model ${JSON.stringify(v.ask.opts)})`);
           continue;
         }
@@ -58,11 +90,11 @@ export async function runClient(
         const present = [];
         for (let p = path.dirname(ask.dir); p !== model.roots.data && p !== model.roots.allow; p = path.dirname(p)) if (await exists(p)) present.push(p);
         model.notePresent(present);
-        const r = await send({ kind: 'create', name, ask, existed }, () => client.create(name, ask.opts));
+        const r = await send(`Create ${name} ${JSON.stringify(ask.opts)}`, { kind: 'create', name, ask, existed }, () => client.create(name, ask.opts));
         if (expectReply(r, true, `Create ${name} ${JSON.stringify(ask.opts)}`)) model.created(name, ask, existed);
       } else if (roll < 0.5) {
         const id = rng.pick(IDS);
-        const r = await send({ kind: 'mount', name, id }, () => client.mount(name, id));
+        const r = await send(`Mount ${name} ${id.slice(0, 8)}`, { kind: 'mount', name, id }, () => client.mount(name, id));
         if (expectReply(r, !!v, `Mount ${name} ${id}`) && v) {
           const want = path.join(model.roots.mounts, name);
           inv.check(r.json.Mountpoint === want, () => `Mount ${name} returned ${r.json.Mountpoint}, expected ${want}`);
@@ -71,11 +103,11 @@ export async function runClient(
       } else if (roll < 0.7) {
         const held = [...(model.leases.get(name)?.keys() ?? [])];
         const id = held.length && rng.chance(0.8) ? rng.pick(held) : rng.pick(IDS);
-        const r = await send({ kind: 'unmount', name, id }, () => client.unmount(name, id));
+        const r = await send(`Unmount ${name} ${id.slice(0, 8)}`, { kind: 'unmount', name, id }, () => client.unmount(name, id));
         if (expectReply(r, !!v, `Unmount ${name} ${id}`) && v) model.setCount(name, id, model.count(name, id) - 1);
       } else if (roll < 0.82) {
         const leased = model.leases.has(name);
-        const r = await send({ kind: 'remove', name }, () => client.remove(name));
+        const r = await send(`Remove ${name}`, { kind: 'remove', name }, () => client.remove(name));
         // With leases left, hostvol removes only if no container has the directory mounted: either reply is fair.
         if (!v || !leased) expectReply(r, !!v, `Remove ${name}`);
         if (v && isOk(r)) model.removed(name);

@@ -60,7 +60,10 @@ export class PowerCut {
     this.child = child;
     child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
     return new Promise((resolve, reject) => {
-      const fail = (why: string) => reject(new Error(`lazyfs over ${this.backing} at ${this.mountpoint} ${why}; its stderr:\n${this.stderr}`));
+      const fail = (why: string) => {
+        child.kill('SIGKILL'); // a lazyfs that is not ready is of no use, and must not stay behind
+        reject(new Error(`lazyfs over ${this.backing} at ${this.mountpoint} ${why}; its stderr:\n${this.stderr}`));
+      };
       const timer = setTimeout(() => fail('did not get ready within 20s'), 20_000);
       let out = '';
       child.stdout!.on('data', (d: Buffer) => {
@@ -77,13 +80,19 @@ export class PowerCut {
     });
   }
 
-  private request(cmd: 'cut' | 'stats'): Promise<LayerStats> {
+  /** A control request; lazyfs answers within a tick of its loop, so `timeoutMs` means it is stuck. */
+  private request(cmd: 'cut' | 'stats', timeoutMs = 60_000): Promise<LayerStats> {
     return new Promise((resolve, reject) => {
       const sock = net.connect(this.control);
       let reply = '';
+      const timer = setTimeout(() => {
+        reject(new Error(`lazyfs did not answer ${cmd} within ${timeoutMs} ms: ${this.diagnose()}`));
+        sock.destroy();
+      }, timeoutMs);
       sock.on('data', (d) => (reply += d.toString()));
       sock.on('error', (e) => reject(new Error(`lazyfs control socket ${this.control}: ${e.message}`)));
       sock.on('close', () => {
+        clearTimeout(timer);
         try {
           const r = JSON.parse(reply) as LayerStats & { ok: boolean; error?: string };
           if (!r.ok) reject(new Error(`lazyfs ${cmd} failed: ${r.error}; its stderr:\n${this.stderr}`));
@@ -96,8 +105,28 @@ export class PowerCut {
     });
   }
 
-  stats(): Promise<LayerStats> {
-    return this.request('stats');
+  /** The running lazyfs process, if any. */
+  get pid(): number | undefined {
+    return this.child.exitCode === null && this.child.signalCode === null ? this.child.pid : undefined;
+  }
+
+  /** Where lazyfs is (its kernel wait channel and syscall: fuse_dev_do_read = waiting for a request)
+   * and the end of its stderr: what a failure message needs to tell a stuck layer from a dead one. */
+  diagnose(): string {
+    const pid = this.pid;
+    const proc = (f: string) => {
+      try {
+        return fs.readFileSync(`/proc/${pid}/${f}`, 'utf8').trim().split(' ')[0];
+      } catch {
+        return '?';
+      }
+    };
+    const where = pid === undefined ? `exited (${this.child.exitCode ?? this.child.signalCode})` : `pid ${pid}, wchan ${proc('wchan')}, syscall ${proc('syscall')}`;
+    return `lazyfs at ${this.mountpoint}: ${where}, mounted: ${mounted(this.mountpoint)}; stderr: ${this.stderr.trim().slice(-2000) || '(empty)'}`;
+  }
+
+  stats(timeoutMs?: number): Promise<LayerStats> {
+    return this.request('stats', timeoutMs);
   }
 
   /** The power cut: lazyfs freezes, rewrites `backing` to the durable state and exits, which breaks
@@ -122,6 +151,13 @@ export class PowerCut {
       clearTimeout(killer);
     }
     fs.rmSync(this.controlDir, { recursive: true, force: true });
+  }
+
+  /** Stops lazyfs at once (SIGKILL aborts its FUSE connection: every waiter gets ENOTCONN) and
+   * unmounts it: what a failed round leaves behind must not keep a dead mount around. */
+  abort(): void {
+    this.child.kill('SIGKILL');
+    this.detach();
   }
 
   /** Lazy unmount: anything still using the old mount (open fds, cwd, bind mounts) cannot block it. */

@@ -28,6 +28,7 @@ Everything not stated is not durable. Live operations go straight to BACKING (re
 import json
 import os
 import resource
+import signal
 import sys
 
 import pyfuse3
@@ -68,6 +69,23 @@ async def serve_control(fs, sock_path):
                 await conn.send_all(json.dumps({'ok': False, 'error': f'unknown command {cmd!r}'}).encode() + b'\n')
 
 
+# How long the FUSE loop may sit in a read of /dev/fuse before the control socket gets a turn.
+TICK = 0.1
+
+
+def keep_reads_interruptible():
+    """pyfuse3 (3.2) reads /dev/fuse, a blocking fd, only after trio saw it readable -- but a request
+    can vanish in between: when the process that made it is killed before we read it (exactly what a
+    power cut does to hostvol), the kernel withdraws it, and read(2) then blocks the one thread, GIL
+    held, until some other request arrives. With hostvol dead and the clients stopped none does, so
+    the "cut" on the control socket was never answered (the 200-cut run hung at cut 47 this way).
+    O_NONBLOCK is no way out (pyfuse3 raises on EAGAIN); an interval timer is: its signal makes the
+    read fail with EINTR, which pyfuse3 retries after a trio checkpoint, where the control socket is
+    served. Python installs handlers without SA_RESTART, and retries its own syscalls (PEP 475)."""
+    signal.signal(signal.SIGALRM, lambda *_: None)
+    signal.setitimer(signal.ITIMER_REAL, TICK, TICK)
+
+
 def main():
     backing, mountpoint, control = sys.argv[1:4]
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -75,6 +93,7 @@ def main():
     fs = LazyFS(backing)
     opts = set(pyfuse3.default_options) | {'fsname=lazyfs', 'subtype=lazyfs', 'allow_other'}
     pyfuse3.init(fs, mountpoint, opts)
+    keep_reads_interruptible()
 
     async def run():
         async with trio.open_nursery() as n:
