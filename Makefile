@@ -35,10 +35,11 @@ registry:
 	bash test/e2e/install-registry.sh
 
 # The reliability suites' instruments: a FUSE layer that forgets unsynced writes at a power cut
-# (fuse3, python3-pyfuse3, run by /usr/bin/python3) and an fsync-delaying LD_PRELOAD shim (gcc).
+# (fuse3, python3-pyfuse3, run by /usr/bin/python3), an fsync-delaying LD_PRELOAD shim (gcc), and strace,
+# which holds lazyfs's reads so a test can kill a FUSE caller mid-request.
 test-deps:
-	@{ [ -e /usr/bin/fusermount3 ] && /usr/bin/python3 -c 'import pyfuse3, trio' 2>/dev/null && command -v cc >/dev/null; } || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fuse3 python3-pyfuse3 python3-trio gcc libc6-dev; }
+	@{ [ -e /usr/bin/fusermount3 ] && /usr/bin/python3 -c 'import pyfuse3, trio' 2>/dev/null && command -v cc >/dev/null && command -v strace >/dev/null; } || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fuse3 python3-pyfuse3 python3-trio gcc libc6-dev strace; }
 
 test: build system-deps engine registry test-deps
 	@rm -rf $(RESULTS) && mkdir -p $(RESULTS)
