@@ -21,3 +21,9 @@ export function adminOf(sb: Sandbox): Admin {
     close: () => client.close(),
   };
 }
+
+/** Whether `p` is a mount point now (from this process's mount table). */
+export async function isMountPoint(p: string): Promise<boolean> {
+  const { readMounts } = await import('../../src/host/mountinfo');
+  return (await readMounts()).some((m) => m.mountPoint === p);
+}
