@@ -8,7 +8,8 @@ import { createAdminApp } from './app';
 import type { AdminContext } from './context';
 
 export interface AdminListeners {
-  admin: http.Server;
+  /** Absent when the admin socket could not be served (logged; the plugin socket is served regardless). */
+  admin?: http.Server;
   metrics?: http.Server;
   close(): Promise<void>;
 }
@@ -36,8 +37,14 @@ function metricsOnly(ctx: AdminContext): http.RequestListener {
 }
 
 export async function startAdmin(ctx: AdminContext, socket: string, metricsAddress?: string): Promise<AdminListeners> {
-  const admin = http.createServer(createAdminApp(ctx));
-  await listenUnix(admin, socket, 0o600);
+  let admin: http.Server | undefined = http.createServer(createAdminApp(ctx));
+  try {
+    await listenUnix(admin, socket, 0o600);
+  } catch (err) {
+    // dockerd's requests matter more than the operator's: the plugin still serves, and says why the admin API does not.
+    ctx.log.error({ adminSocket: socket, err: (err as Error).message }, 'admin API not served: hostvol commands cannot reach this daemon; fix that and restart it, or give --admin-socket');
+    admin = undefined;
+  }
   let metrics: http.Server | undefined;
   if (metricsAddress) {
     const { host, port } = parseAddress(metricsAddress);
@@ -48,7 +55,7 @@ export async function startAdmin(ctx: AdminContext, socket: string, metricsAddre
         metrics!.listen(port, host, () => resolve());
       });
     } catch (err) {
-      await closeServer(admin);
+      if (admin) await closeServer(admin);
       throw new HostvolError(`cannot listen for metrics on ${metricsAddress}: ${(err as Error).message}; choose another --metrics-address`);
     }
   }
@@ -56,7 +63,7 @@ export async function startAdmin(ctx: AdminContext, socket: string, metricsAddre
     admin,
     metrics,
     close: async () => {
-      await Promise.all([closeServer(admin, 2000), metrics ? closeServer(metrics, 2000) : undefined]);
+      await Promise.all([admin ? closeServer(admin, 2000) : undefined, metrics ? closeServer(metrics, 2000) : undefined]);
       await ctx.docker.close();
     },
   };

@@ -56,3 +56,19 @@ describe('errors are {"Err": …} with the plugin\'s wording and a status from t
     await expect(admin.client.json('GET', '/volumes/missing-one')).rejects.toThrow('volume "missing-one" does not exist in hostvol');
   });
 });
+
+test('an admin socket another hostvol serves does not stop the plugin socket; it is logged', async () => {
+  const lines: string[] = [];
+  const log = require('pino')({ level: 'error' }, { write: (l: string) => lines.push(l) });
+  const other = await sandbox({ adminSocket: sb.config.adminSocket }, { log });
+  try {
+    expect(other.daemon.admin?.admin).toBeUndefined();
+    expect(await other.call('/VolumeDriver.Create', { Name: 'app-other' })).toEqual({});
+    const logged = lines.map((l) => JSON.parse(l)).find((e) => e.msg.startsWith('admin API not served'));
+    expect(logged).toMatchObject({ adminSocket: sb.config.adminSocket, err: expect.stringContaining('another process is already serving') });
+    // the first daemon's admin API is untouched
+    expect((await admin.call('GET', '/volumes')).status).toBe(200);
+  } finally {
+    await destroy(other);
+  }
+});
