@@ -1,15 +1,13 @@
 // hostvol doctor: finds where hostvol's records, the data root and dockerd disagree, and with `fix`
 // repairs only what cannot lose data or break a running container; everything else is listed with
-// the command that settles it, for the operator to decide.
+// the command that settles it, for the operator to decide. dockerd's side comes from the client (the
+// CLI asks dockerd, which a managed plugin cannot reach), as the names of the volumes dockerd knows.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { describe } from '../errors';
 import { openBeneath, removeEntry } from '../host/tree';
 import type { Driver } from '../volumes/driver';
 import { mountVisible } from '../volumes/leases';
 import { parseOptions, sameOptions, type VolumeOptions } from '../volumes/options';
-import type { AdminContext } from './context';
-import { defaultDriver } from './prune';
 
 export type FindingKind = 'orphan-directory' | 'missing-directory' | 'unknown-to-dockerd' | 'lease-without-mount' | 'cannot-tell';
 
@@ -18,6 +16,8 @@ export interface Finding {
   /** The volume concerned, or the directory for an orphan. */
   subject: string;
   detail: string;
+  /** unknown-to-dockerd: the options to create it with through dockerd (a no-op in hostvol, a record in dockerd). */
+  options?: Record<string, string>;
   /** With fix: what was done; absent when it was left for the operator (then `detail` says how). */
   fixed?: string;
 }
@@ -26,6 +26,12 @@ export interface DoctorReport {
   findings: Finding[];
   /** Why dockerd's side was not checked (it did not answer). */
   dockerError?: string;
+}
+
+export interface DoctorRequest {
+  fix: boolean;
+  /** Names of every volume dockerd knows; unset: dockerd's side is not checked. */
+  dockerVolumes?: string[];
 }
 
 const TRASH = /^\.hostvol-trash-[0-9a-f]{24}$/;
@@ -82,9 +88,8 @@ async function removeIfSafe(root: string, name: Buffer, trash: boolean): Promise
   }
 }
 
-export async function doctor(ctx: AdminContext, fix: boolean, driverName?: string): Promise<DoctorReport> {
-  const driver = await ctx.ready;
-  const findings: Finding[] = await orphans(driver, fix);
+export async function doctor(driver: Driver, req: DoctorRequest): Promise<DoctorReport> {
+  const findings: Finding[] = await orphans(driver, req.fix);
   const volumes = [...driver.volumes.values()].filter((v) => v.state !== 'creating').sort((a, b) => a.name.localeCompare(b.name));
   for (const v of volumes) {
     const st = await fs.promises.lstat(v.path).catch((err: NodeJS.ErrnoException) => err.code);
@@ -95,30 +100,18 @@ export async function doctor(ctx: AdminContext, fix: boolean, driverName?: strin
       });
     }
   }
-  let dockerError: string | undefined;
-  try {
-    const known = new Set((await ctx.docker.listVolumes({}, 'hostvol doctor')).map((d) => d.Name));
+  if (req.dockerVolumes) {
+    const known = new Set(req.dockerVolumes);
     for (const v of volumes) {
       if (known.has(v.name) || v.state !== 'ready') continue;
-      const f: Finding = {
-        kind: 'unknown-to-dockerd', subject: v.name,
-        detail: `dockerd has no record of it, so docker volume ls and prune miss it; docker volume create -d <driver> with its options makes dockerd record it`,
-      };
-      if (fix) {
-        const raw = rawOptions(v.options);
-        const name = driverName ?? defaultDriver(ctx);
-        // Create is idempotent in hostvol when the options are the same: dockerd records it, nothing else changes.
-        if (sameOptions(parseOptions(v.name, raw), v.options)) {
-          await ctx.docker.createVolume(v.name, name, raw, 'hostvol doctor --fix').then(
-            () => (f.fixed = `recorded in dockerd (driver ${name})`),
-            (err: unknown) => (f.detail += ` (the fix failed: ${describe(err)})`),
-          );
-        }
-      }
-      findings.push(f);
+      const options = rawOptions(v.options);
+      // Checked here so a fix can never meet a conflict: the same options make Create a no-op in hostvol.
+      if (!sameOptions(parseOptions(v.name, options), v.options)) throw new Error(`volume "${v.name}": its options do not round-trip: ${JSON.stringify(v.options)}`);
+      findings.push({
+        kind: 'unknown-to-dockerd', subject: v.name, options,
+        detail: `dockerd has no record of it, so docker volume ls and prune miss it; docker volume create -d <driver> ${Object.entries(options).map(([k, x]) => `-o ${k}=${x} `).join('')}${v.name} records it`,
+      });
     }
-  } catch (err) {
-    dockerError = describe(err);
   }
   for (const v of volumes.filter((x) => x.leases.size > 0)) {
     const visible = await mountVisible(driver, v);
@@ -127,9 +120,9 @@ export async function doctor(ctx: AdminContext, fix: boolean, driverName?: strin
       findings.push({ kind: 'cannot-tell', subject: v.name, detail: 'hostvol cannot see containers\' mounts from here (no dockerd process visible); its leases were not checked' });
       continue;
     }
-    findings.push(...(await leaseFindings(driver, v.name, fix)));
+    findings.push(...(await leaseFindings(driver, v.name, req.fix)));
   }
-  return dockerError === undefined ? { findings } : { findings, dockerError };
+  return { findings };
 }
 
 /**

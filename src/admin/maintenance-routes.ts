@@ -1,9 +1,9 @@
-// GET /df (hostvol df), POST /prune (hostvol prune), GET /doctor and POST /doctor/fix (hostvol doctor).
+// GET /info (what a client needs to know of this daemon), GET /df (hostvol df), POST /doctor (hostvol doctor).
+import * as path from 'node:path';
 import { Router, type Request, type Response } from 'express';
 import { InvalidRequestError } from '../errors';
 import type { AdminContext } from './context';
 import { doctor } from './doctor';
-import { prune } from './prune';
 import { diskUsage } from './sizes';
 import { lookup } from './volumes-routes';
 
@@ -17,27 +17,32 @@ function optional<T>(body: Record<string, unknown>, key: string, type: 'boolean'
 
 export function maintenanceRouter(ctx: AdminContext): Router {
   const r = Router();
+  r.get('/info', async (_req: Request, res: Response) => {
+    const driver = await ctx.ready;
+    const managed = driver.deps.layout.managed;
+    res.json({
+      version: require('../../package.json').version as string,
+      managed,
+      // dockerd names a legacy plugin after its socket; a managed one by the name it was installed under, unknown in here.
+      driver: managed ? null : path.basename(ctx.config.socket).replace(/\.sock$/, ''),
+      generation: driver.stale.generation,
+      dataRoot: driver.deps.dataRoot,
+      volumes: driver.volumes.size,
+    });
+  });
   r.get('/df', async (req: Request, res: Response) => {
     const driver = await ctx.ready;
     const names = list(req.query.name);
     for (const n of names) lookup(driver, n);
     res.json(await diskUsage(driver, names.length ? names : undefined));
   });
-  r.post('/prune', async (req: Request, res: Response) => {
+  r.post('/doctor', async (req: Request, res: Response) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
-    const labels = body.labels;
-    if (labels !== undefined && !(Array.isArray(labels) && labels.every((l) => typeof l === 'string'))) {
-      throw new InvalidRequestError('"labels" must be a list of strings');
+    const names = body.dockerVolumes;
+    if (names !== undefined && !(Array.isArray(names) && names.every((n) => typeof n === 'string'))) {
+      throw new InvalidRequestError('"dockerVolumes" must be a list of volume names');
     }
-    res.json(await prune(ctx, {
-      all: optional(body, 'all', 'boolean'), dryRun: optional(body, 'dryRun', 'boolean'),
-      driver: optional(body, 'driver', 'string'), labels: labels as string[] | undefined,
-    }));
-  });
-  r.get('/doctor', async (req: Request, res: Response) => void res.json(await doctor(ctx, false, list(req.query.driver)[0])));
-  r.post('/doctor/fix', async (req: Request, res: Response) => {
-    const body = (req.body ?? {}) as Record<string, unknown>;
-    res.json(await doctor(ctx, true, optional(body, 'driver', 'string')));
+    res.json(await doctor(await ctx.ready, { fix: optional<boolean>(body, 'fix', 'boolean') ?? false, dockerVolumes: names as string[] | undefined }));
   });
   return r;
 }

@@ -1,15 +1,13 @@
 // GET /volumes (hostvol ls) and GET /volumes/:name (hostvol inspect): what hostvol holds for each
-// volume, with what only the host can tell (is a mount visible, how big is it) and what only dockerd
-// can (which containers use it). dockerd being away makes inspect say so, not fail.
+// volume, with what only the host can tell (is a mount visible, how big is it). What only dockerd can
+// tell (which containers use it) the CLI asks dockerd itself: a managed plugin cannot reach dockerd.
 import { Router, type Request, type Response } from 'express';
-import { describe } from '../errors';
 import { toHost } from '../volumes/hostpaths';
 import type { Driver } from '../volumes/driver';
 import { leasesOf, mountVisible, type LeaseView, type Visibility } from '../volumes/leases';
-import { checkName, mountpoint, type Volume } from '../volumes/volume';
+import { checkName, mountpoint, onRemove, type Volume } from '../volumes/volume';
 import { NotFoundError } from '../errors';
 import type { AdminContext } from './context';
-import type { ContainerUse } from './docker';
 import { measureVolume, type VolumeSize } from './sizes';
 
 export interface VolumeSummary {
@@ -22,14 +20,13 @@ export interface VolumeSummary {
   createdAt: string;
   state: Volume['state'];
   leases: number;
+  /** Whether removing the volume deletes its data (onremove, or hostvol made the directory). */
+  deletesData: boolean;
 }
 
 export interface VolumeDetail extends Omit<VolumeSummary, 'leases'> {
   leases: LeaseView[];
   mountVisible: Visibility;
-  /** From dockerd; `containersError` says why they are missing when dockerd could not be asked. */
-  containers?: ContainerUse[];
-  containersError?: string;
   size: Omit<VolumeSize, 'name' | 'path'>;
 }
 
@@ -43,6 +40,7 @@ export function summary(driver: Driver, v: Volume): VolumeSummary {
     createdAt: v.createdAt,
     state: v.state,
     leases: v.leases.size,
+    deletesData: onRemove(v) === 'delete',
   };
 }
 
@@ -54,18 +52,13 @@ export function lookup(driver: Driver, name: string): Volume {
   return v;
 }
 
-async function detail(ctx: AdminContext, driver: Driver, v: Volume): Promise<VolumeDetail> {
-  const [visible, containers, size] = await Promise.all([
-    mountVisible(driver, v),
-    ctx.docker.containersUsing(v.name, `hostvol inspect ${v.name}`).then((c) => ({ c }), (err: unknown) => ({ e: describe(err) })),
-    measureVolume(driver, v),
-  ]);
+async function detail(driver: Driver, v: Volume): Promise<VolumeDetail> {
+  const [visible, size] = await Promise.all([mountVisible(driver, v), measureVolume(driver, v)]);
   const { name: _n, path: _p, ...sizeOnly } = size;
   return {
     ...summary(driver, v),
     leases: leasesOf(driver, v),
     mountVisible: visible,
-    ...('c' in containers ? { containers: containers.c } : { containersError: containers.e }),
     size: sizeOnly,
   };
 }
@@ -79,7 +72,7 @@ export function volumesRouter(ctx: AdminContext): Router {
   });
   r.get('/:name', async (req: Request<{ name: string }>, res: Response) => {
     const driver = await ctx.ready;
-    res.json(await detail(ctx, driver, lookup(driver, req.params.name)));
+    res.json(await detail(driver, lookup(driver, req.params.name)));
   });
   return r;
 }

@@ -1,6 +1,7 @@
 // What every admin command shares: how to find the admin socket (--admin-socket, --plugin,
 // --docker-host), --format, and printing: JSON for scripts, aligned tables for people.
 import { Command, Option } from 'commander';
+import { DockerClient, dockerSocketOf } from '../admin/docker';
 import { AdminClient, pluginRef, type ConnectFlags } from './client';
 
 export interface CommonFlags extends ConnectFlags {
@@ -28,8 +29,36 @@ export async function withAdmin<T>(flags: ConnectFlags, fn: (c: AdminClient) => 
   }
 }
 
-/** The driver name dockerd shows for this hostvol's volumes: the plugin's reference when managed, else the daemon's default. */
-export const driverOf = (flags: ConnectFlags): string | undefined => (flags.plugin ? pluginRef(flags.plugin) : undefined);
+/**
+ * A client of dockerd for what only dockerd knows (containers, its volume records). The CLI asks
+ * dockerd itself rather than through hostvol: a managed plugin has no way to reach dockerd's socket.
+ */
+export async function withDocker<T>(flags: ConnectFlags, fn: (d: DockerClient) => Promise<T>): Promise<T> {
+  const docker = new DockerClient(dockerSocketOf(flags.dockerHost ?? process.env.DOCKER_HOST));
+  try {
+    return await fn(docker);
+  } finally {
+    await docker.close();
+  }
+}
+
+export interface DaemonInfo {
+  version: string;
+  managed: boolean;
+  /** The driver name dockerd uses for a legacy hostvol (null when managed: the plugin's name is known only to dockerd). */
+  driver: string | null;
+  generation: number;
+  dataRoot: string;
+  volumes: number;
+}
+
+/** The driver name dockerd shows for this hostvol's volumes: --plugin's reference, else what a legacy daemon is called. */
+export async function driverName(flags: ConnectFlags, admin: AdminClient): Promise<string> {
+  if (flags.plugin) return pluginRef(flags.plugin);
+  const info = await admin.json<DaemonInfo>('GET', '/info');
+  if (info.driver === null) throw new Error('this hostvol is a managed plugin: give its name with --plugin NAME');
+  return info.driver;
+}
 
 export function print(flags: { format?: string }, data: unknown, human: () => string): void {
   process.stdout.write(flags.format === 'json' ? `${JSON.stringify(data, null, 2)}\n` : human());

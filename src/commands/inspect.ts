@@ -1,13 +1,21 @@
 // hostvol inspect NAME…: one volume in full: where its data is, its options, leases and whether a
-// container has it mounted, the containers dockerd says use it, and its size.
+// container has it mounted, and its size (from hostvol's admin API), and the containers that use it
+// (from dockerd, asked directly; when it does not answer, inspect says so and still shows the rest).
 import type { Command } from 'commander';
+import type { ContainerUse } from '../admin/docker';
 import type { VolumeDetail } from '../admin/volumes-routes';
 import { describe } from '../errors';
-import { adminCommand, humanBytes, print, withAdmin, type CommonFlags } from './common';
+import { adminCommand, humanBytes, print, withAdmin, withDocker, type CommonFlags } from './common';
+
+export interface Inspected extends VolumeDetail {
+  /** From dockerd; `containersError` says why they are missing when dockerd could not be asked. */
+  containers?: ContainerUse[];
+  containersError?: string;
+}
 
 const visibility = (v: boolean | null) => (v === null ? 'cannot tell (no dockerd visible to hostvol)' : v ? 'yes' : 'no');
 
-function human(d: VolumeDetail): string {
+function human(d: Inspected): string {
   const lines = [
     `Name:         ${d.name}`,
     `Host path:    ${d.hostPath}`,
@@ -29,11 +37,16 @@ export function inspectCommand(): Command {
   return adminCommand('inspect', 'show volumes in detail: path, options, leases, containers, size')
     .argument('<name...>', 'volume names')
     .action(async (names: string[], flags: CommonFlags) => {
-      const found: VolumeDetail[] = [];
+      const found: Inspected[] = [];
       const errors: string[] = [];
       await withAdmin(flags, async (c) => {
         for (const n of names) {
           await c.json<VolumeDetail>('GET', `/volumes/${encodeURIComponent(n)}`).then((d) => found.push(d), (e: unknown) => errors.push(describe(e)));
+        }
+      });
+      await withDocker(flags, async (docker) => {
+        for (const d of found) {
+          await docker.containersUsing(d.name, `hostvol inspect ${d.name}`).then((c) => (d.containers = c), (e: unknown) => (d.containersError = describe(e)));
         }
       });
       print(flags, found, () => found.map(human).join('\n'));

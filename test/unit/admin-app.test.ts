@@ -72,3 +72,8 @@ test('an admin socket another hostvol serves does not stop the plugin socket; it
     await destroy(other);
   }
 });
+
+test('GET /info names the driver dockerd knows a legacy hostvol by: its socket\'s name', async () => {
+  const info = (await admin.call('GET', '/info')).body;
+  expect(info).toMatchObject({ managed: false, driver: 'hostvol', generation: 0, version: require('../../package.json').version });
+});

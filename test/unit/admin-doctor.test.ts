@@ -1,4 +1,4 @@
-// GET /doctor and POST /doctor/fix (hostvol doctor): what disagrees between the records, the data
+// POST /doctor ({fix}) (hostvol doctor): what disagrees between the records, the data
 // root and the host's mounts; a fix changes only what cannot lose data or break a container.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -19,11 +19,26 @@ afterEach(async () => {
 const root = () => fs.realpathSync(sb.config.dataRoot);
 const kinds = (r: { findings: Array<{ kind: string; subject: string; fixed?: string }> }) => r.findings.map((f) => [f.kind, f.subject, !!f.fixed]);
 
-test('a clean data root reports nothing (dockerd aside, which it says it could not ask)', async () => {
+const look = async () => (await admin.call('POST', '/doctor', {})).body;
+const fix = async (extra = {}) => (await admin.call('POST', '/doctor', { fix: true, ...extra })).body;
+
+test('a clean data root reports nothing', async () => {
   await sb.call('/VolumeDriver.Create', { Name: 'dr-ok' });
-  const r = (await admin.call('GET', '/doctor')).body;
-  expect(r.findings).toEqual([]);
-  expect(r.dockerError).toMatch(/^hostvol doctor needs dockerd, which does not answer at .*no-dockerd\.sock \(ENOENT\)/);
+  expect(await look()).toEqual({ findings: [] });
+});
+
+test('volumes dockerd does not know are listed with the options that record them (dockerd\'s list comes from the client)', async () => {
+  await sb.call('/VolumeDriver.Create', { Name: 'dr-known' });
+  await sb.call('/VolumeDriver.Create', { Name: 'dr-unknown', Opts: { mode: '0700', uid: '5', o: 'ro,z', onremove: 'keep' } });
+  const r = (await admin.call('POST', '/doctor', { dockerVolumes: ['dr-known', 'other'] })).body;
+  expect(r.findings).toEqual([{
+    kind: 'unknown-to-dockerd', subject: 'dr-unknown',
+    options: { uid: '5', mode: '0700', ro: 'true', z: 'true', onremove: 'keep' },
+    detail: 'dockerd has no record of it, so docker volume ls and prune miss it; docker volume create -d <driver> -o uid=5 -o mode=0700 -o ro=true -o z=true -o onremove=keep dr-unknown records it',
+  }]);
+  // Those options are the volume's: a Create with them is accepted as the same volume, not a conflict.
+  expect(await sb.call('/VolumeDriver.Create', { Name: 'dr-unknown', Opts: r.findings[0].options })).toEqual({});
+  expect((await admin.call('POST', '/doctor', { dockerVolumes: 'x' })).status).toBe(400);
 });
 
 test('directories with no volume are found; fix removes empty ones and trash, keeps ones with data', async () => {
@@ -34,7 +49,7 @@ test('directories with no volume are found; fix removes empty ones and trash, ke
   fs.writeFileSync(path.join(root(), 'full-orphan', 'data'), 'precious');
   const trash = path.join(root(), '.hostvol-trash-0123456789abcdef01234567');
   fs.mkdirSync(path.join(trash, 'x'), { recursive: true });
-  const found = (await admin.call('GET', '/doctor')).body;
+  const found = await look();
   expect(kinds(found).sort()).toEqual([
     ['orphan-directory', trash, false],
     ['orphan-directory', path.join(root(), 'empty-orphan'), false],
@@ -42,7 +57,7 @@ test('directories with no volume are found; fix removes empty ones and trash, ke
   ].sort());
   expect(fs.existsSync(path.join(root(), 'empty-orphan'))).toBe(true); // looking changes nothing
 
-  const fixed = (await admin.call('POST', '/doctor/fix', {})).body;
+  const fixed = await fix();
   const status = Object.fromEntries(fixed.findings.map((f: { subject: string; fixed?: string }) => [path.basename(f.subject), f.fixed]));
   expect(status['empty-orphan']).toBe('removed: it was empty');
   expect(status[path.basename(trash)]).toBe('deleted: the remains of a volume delete that was cut short');
@@ -56,7 +71,7 @@ test('directories with no volume are found; fix removes empty ones and trash, ke
 test('a volume whose directory is gone is listed and left for the operator', async () => {
   await sb.call('/VolumeDriver.Create', { Name: 'dr-gone' });
   fs.rmSync(path.join(root(), 'dr-gone'), { recursive: true });
-  const r = (await admin.call('POST', '/doctor/fix', {})).body;
+  const r = await fix();
   expect(r.findings).toEqual([
     { kind: 'missing-directory', subject: 'dr-gone', detail: `its directory ${path.join(root(), 'dr-gone')} is gone; put the data back there, or remove the volume (docker volume rm dr-gone)` },
   ]);
@@ -69,7 +84,7 @@ test('leases with no visible mount: fix drops the stale ones, leaves current one
   await sb.call('/VolumeDriver.Mount', { Name: 'dr-l', ID: 'new' });
   const driver = await sb.daemon.ready;
   driver.deps.inUse = async () => false;
-  const r = (await admin.call('POST', '/doctor/fix', {})).body;
+  const r = await fix();
   expect(kinds(r)).toEqual([['lease-without-mount', 'dr-l', true], ['lease-without-mount', 'dr-l', false]]);
   expect(r.findings[1].detail).toBe('lease new has no visible mount; hostvol release dr-l --id new drops it');
   expect([...driver.volumes.get('dr-l')!.leases.keys()]).toEqual(['new']);
@@ -79,5 +94,5 @@ test('leases are not judged when hostvol cannot see containers', async () => {
   await sb.call('/VolumeDriver.Create', { Name: 'dr-u' });
   await sb.call('/VolumeDriver.Mount', { Name: 'dr-u', ID: 'm' });
   (await sb.daemon.ready).deps.inUse = async () => undefined;
-  expect(kinds((await admin.call('POST', '/doctor/fix', {})).body)).toEqual([['cannot-tell', 'dr-u', false]]);
+  expect(kinds(await fix())).toEqual([['cannot-tell', 'dr-u', false]]);
 });

@@ -43,14 +43,11 @@ test('inspect shows leases with their generation, whether a mount is visible, an
   expect(d.mountVisible).toBe((await driver.deps.inUse(fs.realpathSync(dir))) ?? null);
 });
 
-test('inspect without dockerd still answers, and says which socket and command needed it', async () => {
-  await sb.call('/VolumeDriver.Create', { Name: 'in-b' });
-  const d = (await admin.call('GET', '/volumes/in-b')).body;
-  expect(d.containers).toBeUndefined();
-  const sock = sb.config.dockerHost!.slice('unix://'.length);
-  expect(d.containersError).toBe(
-    `hostvol inspect in-b needs dockerd, which does not answer at ${sock} (ENOENT); start dockerd, or point --docker-host or DOCKER_HOST at its socket (unix:///path)`,
-  );
+test('inspect says whether removing the volume deletes its data', async () => {
+  await sb.call('/VolumeDriver.Create', { Name: 'in-made' });
+  await sb.call('/VolumeDriver.Create', { Name: 'in-kept', Opts: { onremove: 'keep' } });
+  expect((await admin.call('GET', '/volumes/in-made')).body.deletesData).toBe(true);
+  expect((await admin.call('GET', '/volumes/in-kept')).body.deletesData).toBe(false);
 });
 
 test('inspect of a volume whose directory is gone reports why its size is unknown', async () => {
