@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { openBeneath, removeEntry } from '../host/tree';
 import type { Driver } from '../volumes/driver';
 import { mountVisible } from '../volumes/leases';
-import { parseOptions, sameOptions, type VolumeOptions } from '../volumes/options';
+import type { VolumeOptions } from '../volumes/options';
 
 export type FindingKind = 'orphan-directory' | 'missing-directory' | 'unknown-to-dockerd' | 'lease-without-mount' | 'cannot-tell';
 
@@ -16,8 +16,6 @@ export interface Finding {
   /** The volume concerned, or the directory for an orphan. */
   subject: string;
   detail: string;
-  /** unknown-to-dockerd: the options to create it with through dockerd (a no-op in hostvol, a record in dockerd). */
-  options?: Record<string, string>;
   /** With fix: what was done; absent when it was left for the operator (then `detail` says how). */
   fixed?: string;
 }
@@ -30,13 +28,15 @@ export interface DoctorReport {
 
 export interface DoctorRequest {
   fix: boolean;
-  /** Names of every volume dockerd knows; unset: dockerd's side is not checked. */
-  dockerVolumes?: string[];
+  /** Every volume dockerd lists, with its driver; unset: dockerd's side is not checked. */
+  dockerVolumes?: Array<{ name: string; driver: string }>;
+  /** The driver name dockerd uses for this hostvol. */
+  driver?: string;
 }
 
 const TRASH = /^\.hostvol-trash-[0-9a-f]{24}$/;
 
-/** The options a volume was created with, as dockerd's DriverOpts: creating it again with them is a no-op in hostvol. */
+/** The options a volume was created with, as dockerd's DriverOpts (parseOptions gives the same options back). */
 export function rawOptions(o: VolumeOptions): Record<string, string> {
   const raw: Record<string, string> = {};
   if (o.path !== undefined) raw.path = o.path;
@@ -101,15 +101,19 @@ export async function doctor(driver: Driver, req: DoctorRequest): Promise<Doctor
     }
   }
   if (req.dockerVolumes) {
-    const known = new Set(req.dockerVolumes);
+    // dockerd lists what each plugin's List answers, so a hostvol volume is missing from its list only
+    // when a volume of another driver has the name (dockerd shows one per name), or dockerd could not
+    // ask hostvol. Neither is hostvol's to fix: renaming or removing a volume is the operator's call.
+    const known = new Map(req.dockerVolumes.map((d) => [d.name, d.driver]));
     for (const v of volumes) {
-      if (known.has(v.name) || v.state !== 'ready') continue;
-      const options = rawOptions(v.options);
-      // Checked here so a fix can never meet a conflict: the same options make Create a no-op in hostvol.
-      if (!sameOptions(parseOptions(v.name, options), v.options)) throw new Error(`volume "${v.name}": its options do not round-trip: ${JSON.stringify(v.options)}`);
+      const shownAs = known.get(v.name);
+      if (v.state !== 'ready' || shownAs === req.driver) continue;
+      const create = `docker volume create -d ${req.driver ?? '<driver>'} ${Object.entries(rawOptions(v.options)).map(([k, x]) => `-o ${k}=${x} `).join('')}${v.name}`;
       findings.push({
-        kind: 'unknown-to-dockerd', subject: v.name, options,
-        detail: `dockerd has no record of it, so docker volume ls and prune miss it; docker volume create -d <driver> ${Object.entries(options).map(([k, x]) => `-o ${k}=${x} `).join('')}${v.name} records it`,
+        kind: 'unknown-to-dockerd', subject: v.name,
+        detail: shownAs === undefined
+          ? `dockerd does not list it, so docker volume ls and prune miss it; check that dockerd can reach hostvol, then ${create}`
+          : `dockerd shows a volume of driver ${shownAs} under this name instead, so docker commands never reach hostvol's; rename or remove one of them`,
       });
     }
   }

@@ -38,11 +38,16 @@ export function maintenanceRouter(ctx: AdminContext): Router {
   });
   r.post('/doctor', async (req: Request, res: Response) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
-    const names = body.dockerVolumes;
-    if (names !== undefined && !(Array.isArray(names) && names.every((n) => typeof n === 'string'))) {
-      throw new InvalidRequestError('"dockerVolumes" must be a list of volume names');
+    const vols = body.dockerVolumes;
+    const entry = (d: unknown) => typeof (d as { name?: unknown })?.name === 'string' && typeof (d as { driver?: unknown }).driver === 'string';
+    if (vols !== undefined && !(Array.isArray(vols) && vols.every(entry))) {
+      throw new InvalidRequestError('"dockerVolumes" must be a list of {"name", "driver"} as dockerd lists them');
     }
-    res.json(await doctor(await ctx.ready, { fix: optional<boolean>(body, 'fix', 'boolean') ?? false, dockerVolumes: names as string[] | undefined }));
+    res.json(await doctor(await ctx.ready, {
+      fix: optional<boolean>(body, 'fix', 'boolean') ?? false,
+      dockerVolumes: vols as Array<{ name: string; driver: string }> | undefined,
+      driver: optional<string>(body, 'driver', 'string'),
+    }));
   });
   return r;
 }

@@ -19,25 +19,16 @@ export function doctorCommand(): Command {
       const fix = !!flags.fix;
       const r = await withAdmin(flags, (admin) =>
         withDocker(flags, async (docker) => {
-          let dockerVolumes: string[] | undefined;
+          let dockerVolumes: Array<{ name: string; driver: string }> | undefined;
           let dockerError: string | undefined;
           try {
-            dockerVolumes = (await docker.listVolumes({}, 'hostvol doctor')).map((v) => v.Name);
+            dockerVolumes = (await docker.listVolumes({}, 'hostvol doctor')).map((v) => ({ name: v.Name, driver: v.Driver }));
           } catch (err) {
             dockerError = describe(err);
           }
-          const report = await admin.json<DoctorReport>('POST', '/doctor', { fix, dockerVolumes });
-          if (dockerError) report.dockerError = dockerError;
-          if (!fix) return report;
-          // Recording a volume in dockerd is a Create with the options it has: a no-op in hostvol.
-          for (const f of report.findings.filter((x) => x.kind === 'unknown-to-dockerd')) {
-            const driver = await driverName(flags, admin);
-            await docker.createVolume(f.subject, driver, f.options ?? {}, 'hostvol doctor --fix').then(
-              () => (f.fixed = `recorded in dockerd (driver ${driver})`),
-              (err: unknown) => (f.detail += ` (the fix failed: ${describe(err)})`),
-            );
-          }
-          return report;
+          const driver = dockerVolumes ? await driverName(flags, admin) : undefined;
+          const report = await admin.json<DoctorReport>('POST', '/doctor', { fix, dockerVolumes, driver });
+          return dockerError ? { ...report, dockerError } : report;
         }),
       );
       print(flags, r, () => human(r));

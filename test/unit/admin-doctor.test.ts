@@ -27,18 +27,22 @@ test('a clean data root reports nothing', async () => {
   expect(await look()).toEqual({ findings: [] });
 });
 
-test('volumes dockerd does not know are listed with the options that record them (dockerd\'s list comes from the client)', async () => {
+test('volumes dockerd does not list under hostvol\'s driver are named, with how to settle it (dockerd\'s list comes from the client)', async () => {
   await sb.call('/VolumeDriver.Create', { Name: 'dr-known' });
-  await sb.call('/VolumeDriver.Create', { Name: 'dr-unknown', Opts: { mode: '0700', uid: '5', o: 'ro,z', onremove: 'keep' } });
-  const r = (await admin.call('POST', '/doctor', { dockerVolumes: ['dr-known', 'other'] })).body;
-  expect(r.findings).toEqual([{
-    kind: 'unknown-to-dockerd', subject: 'dr-unknown',
-    options: { uid: '5', mode: '0700', ro: 'true', z: 'true', onremove: 'keep' },
-    detail: 'dockerd has no record of it, so docker volume ls and prune miss it; docker volume create -d <driver> -o uid=5 -o mode=0700 -o ro=true -o z=true -o onremove=keep dr-unknown records it',
-  }]);
-  // Those options are the volume's: a Create with them is accepted as the same volume, not a conflict.
-  expect(await sb.call('/VolumeDriver.Create', { Name: 'dr-unknown', Opts: r.findings[0].options })).toEqual({});
-  expect((await admin.call('POST', '/doctor', { dockerVolumes: 'x' })).status).toBe(400);
+  await sb.call('/VolumeDriver.Create', { Name: 'dr-unlisted', Opts: { mode: '0700', uid: '5', o: 'ro,z', onremove: 'keep' } });
+  await sb.call('/VolumeDriver.Create', { Name: 'dr-shadowed' });
+  const dockerVolumes = [{ name: 'dr-known', driver: 'hostvol' }, { name: 'dr-shadowed', driver: 'local' }, { name: 'other', driver: 'local' }];
+  const r = (await admin.call('POST', '/doctor', { dockerVolumes, driver: 'hostvol', fix: true })).body;
+  expect(r.findings).toEqual([
+    { kind: 'unknown-to-dockerd', subject: 'dr-shadowed', detail: 'dockerd shows a volume of driver local under this name instead, so docker commands never reach hostvol\'s; rename or remove one of them' },
+    {
+      kind: 'unknown-to-dockerd', subject: 'dr-unlisted',
+      detail: 'dockerd does not list it, so docker volume ls and prune miss it; check that dockerd can reach hostvol, then docker volume create -d hostvol -o uid=5 -o mode=0700 -o ro=true -o z=true -o onremove=keep dr-unlisted',
+    },
+  ]);
+  // The command it gives is the same volume to hostvol (a repeat Create), not a conflict.
+  expect(await sb.call('/VolumeDriver.Create', { Name: 'dr-unlisted', Opts: { uid: '5', mode: '0700', ro: 'true', z: 'true', onremove: 'keep' } })).toEqual({});
+  expect((await admin.call('POST', '/doctor', { dockerVolumes: ['x'] })).status).toBe(400);
 });
 
 test('directories with no volume are found; fix removes empty ones and trash, keeps ones with data', async () => {
