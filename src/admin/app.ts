@@ -68,7 +68,3 @@ function extraRouters(_ctx: AdminContext): Array<[string, express.Router]> {
   return [];
 }
 
-/** The driver, once the store is loaded (requests that arrive earlier wait, as on the plugin socket). */
-export function driverOf(ctx: AdminContext) {
-  return ctx.ready;
-}

@@ -14,7 +14,7 @@ export function adminCommand(name: string, description: string, listing = true):
     .description(description)
     .addOption(new Option('--admin-socket <path>', 'hostvol\'s admin socket (default /run/hostvol/admin.sock)').env('HOSTVOL_ADMIN_SOCKET'))
     .addOption(new Option('--plugin <name>', 'a managed plugin: find its admin socket through dockerd'))
-    .addOption(new Option('--docker-host <url>', 'dockerd\'s socket, for --plugin (unix:///path)').env('DOCKER_HOST'));
+    .addOption(new Option('--docker-host <url>', 'dockerd\'s socket (unix:///path): for --plugin, containers, prune and doctor').env('DOCKER_HOST'));
   if (listing) cmd.addOption(new Option('--format <format>', 'output format').choices(['table', 'json']).default('table'));
   return cmd;
 }
