@@ -12,6 +12,9 @@ export class DockerUnreachableError extends HostvolError {
   override name = 'DockerUnreachableError';
 }
 
+/** Container states in which its mounts are in place. */
+export const LIVE = ['running', 'paused', 'restarting'];
+
 export interface ContainerUse {
   id: string;
   name: string;
@@ -94,6 +97,13 @@ export class DockerClient {
       }
     }
     return out;
+  }
+
+  /** Names of the volumes that containers dockerd runs (running, paused or restarting) have mounted. */
+  async volumesInUse(why: string): Promise<string[]> {
+    const filters = encodeURIComponent(JSON.stringify({ status: LIVE }));
+    const list = await this.call<Array<{ Mounts: Array<{ Type: string; Name?: string }> }>>('GET', `/containers/json?filters=${filters}`, why);
+    return [...new Set(list.flatMap((c) => c.Mounts.filter((m) => m.Type === 'volume' && m.Name).map((m) => m.Name!)))];
   }
 
   pause(id: string, why: string): Promise<void> {

@@ -32,6 +32,8 @@ export interface DoctorRequest {
   dockerVolumes?: Array<{ name: string; driver: string }>;
   /** The driver name dockerd uses for this hostvol. */
   driver?: string;
+  /** Volumes that containers dockerd runs have mounted: their leases are in use, whatever the mount tables show. */
+  dockerInUse?: string[];
 }
 
 const TRASH = /^\.hostvol-trash-[0-9a-f]{24}$/;
@@ -117,7 +119,8 @@ export async function doctor(driver: Driver, req: DoctorRequest): Promise<Doctor
       });
     }
   }
-  for (const v of volumes.filter((x) => x.leases.size > 0)) {
+  const inUse = new Set(req.dockerInUse ?? []);
+  for (const v of volumes.filter((x) => x.leases.size > 0 && !inUse.has(x.name))) {
     const visible = await mountVisible(driver, v);
     if (visible === true) continue;
     if (visible === null) {

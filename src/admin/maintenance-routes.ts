@@ -43,7 +43,12 @@ export function maintenanceRouter(ctx: AdminContext): Router {
     if (vols !== undefined && !(Array.isArray(vols) && vols.every(entry))) {
       throw new InvalidRequestError('"dockerVolumes" must be a list of {"name", "driver"} as dockerd lists them');
     }
+    const busy = body.dockerInUse;
+    if (busy !== undefined && !(Array.isArray(busy) && busy.every((n) => typeof n === 'string'))) {
+      throw new InvalidRequestError('"dockerInUse" must be a list of volume names');
+    }
     res.json(await doctor(await ctx.ready, {
+      dockerInUse: busy as string[] | undefined,
       fix: optional<boolean>(body, 'fix', 'boolean') ?? false,
       dockerVolumes: vols as Array<{ name: string; driver: string }> | undefined,
       driver: optional<string>(body, 'driver', 'string'),

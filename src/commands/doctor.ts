@@ -20,14 +20,16 @@ export function doctorCommand(): Command {
       const r = await withAdmin(flags, (admin) =>
         withDocker(flags, async (docker) => {
           let dockerVolumes: Array<{ name: string; driver: string }> | undefined;
+          let dockerInUse: string[] | undefined;
           let dockerError: string | undefined;
           try {
             dockerVolumes = (await docker.listVolumes({}, 'hostvol doctor')).map((v) => ({ name: v.Name, driver: v.Driver }));
+            dockerInUse = await docker.volumesInUse('hostvol doctor');
           } catch (err) {
             dockerError = describe(err);
           }
           const driver = dockerVolumes ? await driverName(flags, admin) : undefined;
-          const report = await admin.json<DoctorReport>('POST', '/doctor', { fix, dockerVolumes, driver });
+          const report = await admin.json<DoctorReport>('POST', '/doctor', { fix, dockerVolumes, driver, dockerInUse });
           return dockerError ? { ...report, dockerError } : report;
         }),
       );

@@ -3,6 +3,7 @@
 // volumes, anonymous ones unless --all), leases and release after a lost Unmount, and doctor.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { AdminClient } from '../../src/commands/client';
 import { BB_IMAGE, CLI_JS, DRIVER, IDLE, RUN, e2eSuite, run, uniq } from './harness';
 
 const s = e2eSuite();
@@ -111,9 +112,15 @@ describe('leases, release and doctor', () => {
     const [held] = await json('leases', v);
     expect(held).toMatchObject({ volume: v, mountVisible: true });
     const id = held.leases[0].id;
+    // The CLI asks dockerd first; hostvol's admin API judges from the host's mount tables on its own.
     const refused = await hostvol('release', v, '--id', id);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toBe(`hostvol: volume "${v}": lease(s) ${id} not released: a container still has the volume mounted; stop the container first, or pass --force if you know none uses it\n`);
+    expect(refused.stderr).toBe(`hostvol: volume "${v}": not released: dockerd says ${v}-c (running) uses it; stop the container first, or pass --force if you know the lease is not its\n`);
+    const admin = new AdminClient(s.hv.adminSocket);
+    await expect(admin.json('POST', `/leases/${v}/release`, { id })).rejects.toThrow(
+      `volume "${v}": lease(s) ${id} not released: a container still has the volume mounted; stop the container first, or pass --force if you know none uses it`,
+    );
+    await admin.close();
 
     // The Unmount is lost: hostvol is down while the container goes away.
     await s.hv.stop();

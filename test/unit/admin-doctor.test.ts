@@ -100,3 +100,14 @@ test('leases are not judged when hostvol cannot see containers', async () => {
   (await sb.daemon.ready).deps.inUse = async () => undefined;
   expect(kinds(await fix())).toEqual([['cannot-tell', 'dr-u', false]]);
 });
+
+test('leases of a volume dockerd says a running container uses are not judged by the mount tables', async () => {
+  await sb.call('/VolumeDriver.Create', { Name: 'dr-busy' });
+  await sb.call('/VolumeDriver.Mount', { Name: 'dr-busy', ID: 'old' });
+  await sb.call('/Plugin.Activate');
+  const driver = await sb.daemon.ready;
+  driver.deps.inUse = async () => false; // what a managed plugin's view may wrongly say
+  expect((await fix({ dockerInUse: ['dr-busy'] })).findings).toEqual([]);
+  expect([...driver.volumes.get('dr-busy')!.leases.keys()]).toEqual(['old']);
+  expect((await admin.call('POST', '/doctor', { dockerInUse: 'dr-busy' })).status).toBe(400);
+});
