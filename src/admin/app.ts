@@ -38,8 +38,9 @@ export function createAdminApp(ctx: AdminContext): express.Express {
   });
 
   // ---- Routers: each takes the AdminContext and is mounted here, and only here. ----
-  // A new router is one line below (`app.use(prefix, someRouter(ctx))`); the archive routes (export,
-  // import, clone) mount at /volumes beside the JSON ones, e.g. app.use('/volumes', archiveRouter(ctx)).
+  // Another module's router is one entry in extraRouters() below: the archive routes (export, import,
+  // clone) go there as ['/volumes', archiveRouter(ctx)], beside the JSON ones (GET /volumes/:name
+  // matches one path segment only, so /volumes/:name/export reaches them).
   app.use('/volumes', volumesRouter(ctx));
   app.use('/leases', leasesRouter(ctx));
   app.use('/', maintenanceRouter(ctx));

@@ -11,6 +11,11 @@ export interface AdminContext {
   /** Resolves once the store is loaded and recovery is done; rejects when the daemon refuses to serve. */
   ready: Promise<Driver>;
   log: Logger;
+  /**
+   * dockerd's API as this daemon reaches it (--docker-host / DOCKER_HOST). A legacy hostvol reaches it;
+   * a managed plugin has no mount of dockerd's socket, so its calls fail with DockerUnreachableError
+   * (503): what must work for both (containers, prune, doctor) the CLI asks dockerd for itself.
+   */
   docker: DockerClient;
   metrics: Metrics;
   config: Config;
