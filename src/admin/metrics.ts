@@ -112,5 +112,10 @@ export function timedStore(store: Store, m: Metrics): Store {
 
 /** The same mounter, with each bind timed. */
 export function timedMounter(mounter: Mounter, m: Metrics): Mounter {
-  return { ...mounter, bind: (fd, target, readOnly) => timed(m.mountSeconds, {}, () => mounter.bind(fd, target, readOnly)) };
+  // Both ways a Mount binds: a directory already open (after relabelling) or walked to in the same job.
+  return {
+    ...mounter,
+    bind: (fd, target, readOnly) => timed(m.mountSeconds, {}, () => mounter.bind(fd, target, readOnly)),
+    bindBeneath: (root, rel, target, readOnly) => timed(m.mountSeconds, {}, () => mounter.bindBeneath(root, rel, target, readOnly)),
+  };
 }
