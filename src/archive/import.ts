@@ -1,7 +1,7 @@
 // `import`: an archive (plain, gzip or zstd) read from a stream into a volume's directory, all or
 // nothing (staging.ts). The bytes go to the extract worker in batches of at least 256 KiB, at most a
 // few batches ahead of what it has written: the stream is read only as fast as the disk takes it.
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { decompressed } from './compress';
 import { replaceContent } from './staging';
 import { errorFrom, startWorker } from './worker-host';
@@ -83,5 +83,10 @@ export async function extractInto(root: string, input: Readable, signal?: AbortS
  * `force`, replacing what it holds. On any failure the volume is left exactly as it was.
  */
 export function importArchive(target: string, input: Readable, opts: { force?: boolean; what?: string; signal?: AbortSignal } = {}): Promise<ImportResult> {
-  return replaceContent(target, { force: opts.force, what: opts.what ?? target }, (staging) => extractInto(staging, input, opts.signal));
+  // Taken at once (it flows into a buffer that holds back when full): a child process's stdout left
+  // unread while the staging directory is prepared would be drained and discarded by Node when the
+  // child exits (child_process flushes unread stdio on exit).
+  const held = input.pipe(new PassThrough({ highWaterMark: 1 << 20 }));
+  input.on('error', (err) => held.destroy(err));
+  return replaceContent(target, { force: opts.force, what: opts.what ?? target }, (staging) => extractInto(staging, held, opts.signal));
 }

@@ -50,6 +50,8 @@ export function sparseMap(e: Entry): Buffer {
 /** The header block(s) of `e`: a pax extended header when needed, then the ustar header. */
 export function encodeEntry(e: Entry): Buffer {
   const name = memberName(e);
+  // A hard link names its target as that target's member name ('./a'), as GNU tar writes it.
+  if (e.kind === 'hardlink') e = { ...e, link: Buffer.concat([DOT, e.link]) };
   const recs: Buffer[] = [];
   let headerName = name;
   const binary = !isUtf8(name) || (e.link.length > 0 && !isUtf8(e.link));

@@ -11,12 +11,26 @@ function boot(): void {
   /* eslint-disable @typescript-eslint/no-require-imports */
   const { workerData } = require('node:worker_threads');
   if (workerData.typescript) {
-    const ts = require(workerData.typescript);
     const fs = require('node:fs');
+    const path = require('node:path');
+    const crypto = require('node:crypto');
     const exts = require('node:module').Module._extensions;
+    // Compiled output is cached by source hash: loading TypeScript itself costs a second per worker.
+    const cache = path.join(require('node:os').tmpdir(), 'hostvol-archive-ts');
+    fs.mkdirSync(cache, { recursive: true });
     exts['.ts'] = (m: { _compile(code: string, file: string): void }, file: string) => {
-      const out = ts.transpileModule(fs.readFileSync(file, 'utf8'), { fileName: file, compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true } });
-      m._compile(out.outputText, file);
+      const src = fs.readFileSync(file, 'utf8');
+      const cached = path.join(cache, `${crypto.createHash('sha1').update(file).update(src).digest('hex')}.js`);
+      let code: string;
+      try {
+        code = fs.readFileSync(cached, 'utf8');
+      } catch {
+        const ts = require(workerData.typescript);
+        code = ts.transpileModule(src, { fileName: file, compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true } }).outputText;
+        fs.writeFileSync(`${cached}.${process.pid}`, code);
+        fs.renameSync(`${cached}.${process.pid}`, cached);
+      }
+      m._compile(code, file);
     };
   }
   require(workerData.entry);
