@@ -62,7 +62,11 @@ export class TreeBuilder {
       } catch (err) {
         const code = codeOf(err);
         const through = shown(Buffer.concat(comps.slice(0, i + 1).flatMap((c, j) => (j ? [Buffer.from('/'), c] : [c]))));
-        if (code === 'ELOOP' || code === 'ENOTDIR') this.fail(e, `its path goes through "${through}", which is ${code === 'ELOOP' ? 'a symbolic link' : 'not a directory'}; refusing to follow it`);
+        if (code === 'ELOOP' || code === 'ENOTDIR') {
+          // O_DIRECTORY may report a symlink as ENOTDIR: lstat says which it is, for the message.
+          const link = fs.lstatSync(p, { throwIfNoEntry: false })?.isSymbolicLink();
+          this.fail(e, `its path goes through "${through}", which is ${link ? 'a symbolic link' : 'not a directory'}; refusing to follow it`);
+        }
         if (code !== 'ENOENT' || attempt > 0) this.fail(e, `cannot open directory "${through}"`, err);
         try {
           fs.mkdirSync(p, 0o755);

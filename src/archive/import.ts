@@ -39,6 +39,7 @@ export async function extractInto(root: string, input: Readable, signal?: AbortS
     wake?.();
   };
   signal?.addEventListener('abort', onAbort);
+  if (signal?.aborted) onAbort();
   try {
     let batch: Buffer[] = [];
     let size = 0;

@@ -73,7 +73,8 @@ export function isZeroBlock(b: Buffer): boolean {
 
 /** Decodes a header block; a bad checksum means this is not a tar stream (or a corrupt one). */
 export function decodeHeader(b: Buffer): Header {
-  const stored = number(b, 148, 8, 'checksum');
+  const field = b.toString('latin1', 148, 156).replace(/[\0 ]+$/, '').replace(/^ +/, '');
+  const stored = /^[0-7]{1,7}$/.test(field) ? parseInt(field, 8) : -1;
   const sum = checksumOf(b);
   if (stored !== sum.unsigned && stored !== sum.signed) throw new Error('tar header checksum mismatch (not a tar archive, or a corrupt one)');
   const ustar = b.toString('latin1', 257, 263) === 'ustar\0';
