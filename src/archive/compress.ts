@@ -54,32 +54,28 @@ export function detect(head: Buffer): Compression {
   return 'none';
 }
 
-/** `input` decompressed, whatever of the three it is. */
+/**
+ * `input` decompressed, whatever of the three it is: the input itself when plain (its first chunk
+ * put back), so its chunks arrive as they were read, never joined into new buffers.
+ */
 export async function decompressed(input: Readable): Promise<Readable> {
-  const it = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  let head = Buffer.alloc(0);
-  let ended = false;
-  while (head.length < 4) {
-    const r = await it.next();
-    if (r.done) {
-      ended = true;
-      break;
-    }
-    head = Buffer.concat([head, Buffer.from(r.value)]);
-  }
-  async function* all(): AsyncGenerator<Buffer> {
-    if (head.length) yield head;
-    if (ended) return;
-    for (;;) {
-      const r = await it.next();
-      if (r.done) return;
-      yield r.value;
-    }
-  }
+  const head = await new Promise<Buffer | null>((resolve, reject) => {
+    const onData = (c: Buffer) => done(c);
+    const onEnd = () => done(null);
+    const done = (c: Buffer | null) => {
+      input.pause();
+      // Put back at once, inside the 'data' event: later, the stream may already have ended.
+      if (c) input.unshift(c);
+      input.off('data', onData).off('end', onEnd).off('error', reject);
+      resolve(c);
+    };
+    input.on('data', onData).once('end', onEnd).once('error', reject);
+  });
+  if (head === null) return Readable.from([]);
+  // Four bytes tell zstd apart; a first chunk shorter than that is plain or broken either way.
   const kind = detect(head);
-  const raw = Readable.from(all(), { objectMode: false });
-  if (kind === 'none') return raw;
+  if (kind === 'none') return input;
   const d = kind === 'gzip' ? zlib.createGunzip() : zstd(['-d']);
-  raw.on('error', (err) => d.destroy(err));
-  return raw.pipe(d);
+  input.on('error', (err) => d.destroy(err));
+  return input.pipe(d);
 }

@@ -1,9 +1,13 @@
-// `export`: a volume's tree as a pax archive stream, made on a worker thread (worker-main.ts) and
-// read here as a Readable that pulls chunks only as fast as its consumer takes them.
-import { Readable } from 'node:stream';
+// `export`: a volume's tree as a pax archive, made on a worker thread (worker-main.ts) into a ring of
+// shared slots. exportTo() writes each slot to the destination as it is (no copy, no allocation)
+// and frees it when the destination's write callback says it is done with those bytes; so the walk
+// runs at most a ring ahead of the consumer, and a slow consumer slows the walk instead of filling
+// memory.
+import { Transform, type Writable } from 'node:stream';
+import { CHUNK } from './chunks';
 import { compressor, type Compression } from './compress';
 import { errorFrom, startWorker } from './worker-host';
-import { CANCELLED, IN_FLIGHT, type FromWorker } from './worker-protocol';
+import { CANCELLED, IN_FLIGHT, SLOTS, type FromWorker } from './worker-protocol';
 
 export interface ExportResult {
   entries: number;
@@ -13,79 +17,84 @@ export interface ExportResult {
   warnings: string[];
 }
 
-export interface ExportStream {
-  /** The archive (compressed as asked). Destroying it stops the walk. */
-  stream: Readable;
-  /** Settles when the walk ends: with its figures, or with the error that also destroyed `stream`. */
-  done: Promise<ExportResult>;
-}
-
-/** The uncompressed tar stream of the tree at `root` (a directory path the caller verified, or /proc/self/fd/N). */
-function tarStream(root: string): ExportStream {
+/** Writes the uncompressed tar stream of the tree at `root` into `dest`, and ends it. */
+function tarTo(root: string, dest: Writable, signal?: AbortSignal): Promise<ExportResult> {
   const ctl = new Int32Array(new SharedArrayBuffer(8));
-  const w = startWorker({ op: 'export', root, ctl: ctl.buffer as SharedArrayBuffer });
-  const queue: Buffer[] = [];
-  let wanted = false;
-  let finished = false;
-  let resolve!: (r: ExportResult) => void;
-  let reject!: (e: Error) => void;
-  const done = new Promise<ExportResult>((res, rej) => ((resolve = res), (reject = rej)));
-  done.catch(() => undefined); // observed through the stream as well
-  const taken = () => {
-    Atomics.sub(ctl, IN_FLIGHT, 1);
+  const ring = new SharedArrayBuffer(SLOTS * CHUNK);
+  const w = startWorker({ op: 'export', root, ctl: ctl.buffer as SharedArrayBuffer, ring });
+  const stop = () => {
+    Atomics.store(ctl, CANCELLED, 1);
     Atomics.notify(ctl, IN_FLIGHT);
+    void w.terminate();
   };
-  const stream = new Readable({
-    highWaterMark: 1 << 20,
-    read() {
-      const next = queue.shift();
-      if (next) {
-        taken();
-        this.push(next);
-      } else if (finished) this.push(null);
-      else wanted = true;
-    },
-    destroy(err, cb) {
-      Atomics.store(ctl, CANCELLED, 1);
-      Atomics.notify(ctl, IN_FLIGHT);
-      if (!finished) void w.terminate();
-      if (!finished) reject(err ?? new Error('export cancelled'));
-      cb(err);
-    },
-  });
-  w.on('message', (m: FromWorker) => {
-    if (m.t === 'chunk') {
-      const b = Buffer.from(m.buf);
-      if (wanted) {
-        wanted = false;
-        taken();
-        stream.push(b);
-      } else queue.push(b);
-    } else if (m.t === 'done') {
-      finished = true;
-      resolve({ entries: m.entries, bytes: m.bytes, warnings: m.warnings });
-      if (wanted && queue.length === 0) stream.push(null);
-    } else if (m.t === 'error') {
-      const err = errorFrom(m);
+  return new Promise<ExportResult>((resolve, reject) => {
+    let settled = false;
+    const fail = (err: Error) => {
+      if (settled) return;
+      settled = true;
+      stop();
+      signal?.removeEventListener('abort', onAbort);
+      dest.destroy(err);
       reject(err);
-      finished = true;
-      stream.destroy(err);
-    }
+    };
+    const onAbort = () => fail(new Error('export cancelled'));
+    signal?.addEventListener('abort', onAbort);
+    if (signal?.aborted) onAbort();
+    dest.on('error', fail);
+    dest.on('close', () => {
+      if (!dest.writableFinished) fail(new Error('the export destination closed before the archive was complete'));
+    });
+    w.on('message', (m: FromWorker) => {
+      if (settled) return;
+      if (m.t === 'chunk') {
+        // The slot's own memory; freed (and the worker woken) once dest no longer needs it.
+        dest.write(Buffer.from(ring, m.slot * CHUNK, m.len), () => {
+          Atomics.sub(ctl, IN_FLIGHT, 1);
+          Atomics.notify(ctl, IN_FLIGHT);
+        });
+      } else if (m.t === 'done') {
+        dest.end(() => {
+          if (settled) return;
+          settled = true;
+          signal?.removeEventListener('abort', onAbort);
+          resolve({ entries: m.entries, bytes: m.bytes, warnings: m.warnings });
+        });
+      } else if (m.t === 'error') fail(errorFrom(m));
+    });
+    w.on('error', fail);
   });
-  w.on('error', (err) => {
-    finished = true;
-    reject(err);
-    stream.destroy(err);
-  });
-  return { stream, done };
 }
 
-/** The tree at `root` as an archive, compressed with `compress` (default none). */
-export function exportTree(root: string, opts: { compress?: Compression } = {}): ExportStream {
-  const plain = tarStream(root);
-  if (!opts.compress || opts.compress === 'none') return plain;
+/**
+ * Writes the tree at `root` (a directory the caller verified, or /proc/self/fd/N) as an archive into
+ * `dest`, compressed as asked, and ends `dest`. Rejects (and destroys `dest`) on the first failure,
+ * on `signal`, or when `dest` closes early; the walk stops then.
+ */
+export function exportTo(root: string, dest: Writable, opts: { compress?: Compression; signal?: AbortSignal } = {}): Promise<ExportResult> {
+  if (!opts.compress || opts.compress === 'none') return tarTo(root, dest, opts.signal);
   const c = compressor(opts.compress);
-  plain.stream.on('error', (err) => c.destroy(err));
-  c.on('close', () => plain.stream.destroy());
-  return { stream: plain.stream.pipe(c), done: plain.done };
+  c.pipe(dest);
+  dest.on('error', (err) => c.destroy(err));
+  const finished = new Promise<void>((resolve, reject) => {
+    dest.on('finish', resolve);
+    dest.on('close', () => (dest.writableFinished ? resolve() : reject(new Error('the export destination closed early'))));
+    c.on('error', reject);
+  });
+  return tarTo(root, c, opts.signal).then(async (r) => {
+    await finished;
+    return r;
+  });
+}
+
+/**
+ * The archive as a Readable (for callers that want to pull); destroying it stops the walk. Each
+ * chunk is copied out of the ring here, as a reader may hold it for as long as it likes.
+ */
+export function exportTree(root: string, opts: { compress?: Compression } = {}): { stream: Transform; done: Promise<ExportResult> } {
+  const stream = new Transform({ highWaterMark: 1 << 20, transform: (chunk: Buffer, _enc, cb) => cb(null, Buffer.from(chunk)) });
+  const ac = new AbortController();
+  stream.on('close', () => ac.abort());
+  const done = exportTo(root, stream, { ...opts, signal: ac.signal });
+  done.catch(() => undefined); // also seen through the stream
+  return { stream, done };
 }

@@ -1,11 +1,13 @@
 // `import`: an archive (plain, gzip or zstd) read from a stream into a volume's directory, all or
-// nothing (staging.ts). The bytes go to the extract worker in batches of at least 256 KiB, at most a
-// few batches ahead of what it has written: the stream is read only as fast as the disk takes it.
+// nothing (staging.ts). The bytes are copied into a ring of shared slots that the extract worker
+// reads in place (no buffer is allocated per chunk: see chunks.ts for what that cost); the stream is
+// read only as fast as the worker frees slots, so a fast sender waits for the disk.
 import { PassThrough, type Readable } from 'node:stream';
+import { CHUNK } from './chunks';
 import { decompressed } from './compress';
 import { replaceContent } from './staging';
 import { errorFrom, startWorker } from './worker-host';
-import type { FromWorker, ToWorker } from './worker-protocol';
+import { SLOTS, type FromWorker, type ToWorker } from './worker-protocol';
 
 export interface ImportResult {
   entries: number;
@@ -13,12 +15,10 @@ export interface ImportResult {
   bytes: number;
 }
 
-const BATCH = 256 * 1024;
-const AHEAD = 4;
-
 /** Extracts the (decompressed) archive `input` into the empty directory reached by `root`. */
 export async function extractInto(root: string, input: Readable, signal?: AbortSignal): Promise<ImportResult> {
-  const w = startWorker({ op: 'extract', root });
+  const ring = new SharedArrayBuffer(SLOTS * CHUNK);
+  const w = startWorker({ op: 'extract', root, ring });
   let inFlight = 0;
   let wake: (() => void) | null = null;
   let failure: Error | null = null;
@@ -33,7 +33,7 @@ export async function extractInto(root: string, input: Readable, signal?: AbortS
     w.on('error', (err) => ((failure ??= err), resolve(), wake?.()));
     w.on('exit', () => ((failure ??= result ? null : new Error('the extract worker stopped early')), resolve(), wake?.()));
   });
-  const send = (m: ToWorker, transfer: ArrayBuffer[] = []) => w.postMessage(m, transfer);
+  const send = (m: ToWorker) => w.postMessage(m);
   const onAbort = () => {
     failure ??= new Error('import cancelled; nothing was imported');
     wake?.();
@@ -41,33 +41,53 @@ export async function extractInto(root: string, input: Readable, signal?: AbortS
   signal?.addEventListener('abort', onAbort);
   if (signal?.aborted) onAbort();
   try {
-    let batch: Buffer[] = [];
-    let size = 0;
-    const flush = async () => {
-      if (!size) return;
-      // A buffer that owns its whole ArrayBuffer moves to the worker without a copy; anything else
-      // (a slice of Node's shared pool must never be transferred) is gathered into one that does.
-      const owns = (b: Buffer) => b.byteOffset === 0 && b.buffer.byteLength === b.length;
-      let b = batch.length === 1 ? batch[0] : null;
-      if (!b || !owns(b)) {
-        b = Buffer.allocUnsafeSlow(size);
-        let at = 0;
-        for (const c of batch) at += c.copy(b, at);
-      }
-      batch = [];
-      size = 0;
+    // Slots are posted in order and freed in order: with fewer than SLOTS in flight, the current
+    // one is free. Chunks come by 'data' events (an async iterator would join buffered chunks into
+    // fresh buffers); the source is paused while the ring is full and resumed on an ack.
+    const src = await decompressed(input);
+    const view = Buffer.from(ring);
+    let slot = 0;
+    let used = 0;
+    const waiting: Buffer[] = [];
+    const flush = () => {
+      if (!used) return;
       inFlight++;
-      send({ t: 'data', buf: b }, [b.buffer as ArrayBuffer]);
-      while (inFlight >= AHEAD && !failure) await new Promise<void>((r) => (wake = r));
+      send({ t: 'data', slot, len: used });
+      slot = (slot + 1) % SLOTS;
+      used = 0;
     };
-    for await (const chunk of await decompressed(input)) {
-      if (failure) break;
-      batch.push(chunk as Buffer);
-      size += (chunk as Buffer).length;
-      if (size >= BATCH) await flush();
-    }
+    const pump = () => {
+      while (waiting.length && !failure) {
+        if (inFlight >= SLOTS) return src.pause();
+        const c = waiting[0];
+        const n = Math.min(c.length, CHUNK - used);
+        c.copy(view, slot * CHUNK + used, 0, n);
+        used += n;
+        if (n === c.length) waiting.shift();
+        else waiting[0] = c.subarray(n);
+        if (used === CHUNK) flush();
+      }
+      if (!failure) src.resume();
+    };
+    await new Promise<void>((resolve) => {
+      let ended = false;
+      const check = () => {
+        if (failure) return resolve();
+        pump();
+        if (ended && !waiting.length) resolve();
+      };
+      wake = check;
+      src.on('data', (c: Buffer) => {
+        waiting.push(c);
+        pump();
+      });
+      src.once('end', () => ((ended = true), check()));
+      src.once('error', (err) => ((failure ??= err), resolve()));
+      src.resume(); // paused after its first bytes were looked at
+    });
+    wake = null;
     if (!failure) {
-      await flush();
+      flush();
       send({ t: 'end' });
       await settled;
     }

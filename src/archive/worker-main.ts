@@ -5,14 +5,14 @@
 // arrives as messages, each acknowledged once written, so the main thread can bound what is queued.
 import { parentPort, workerData } from 'node:worker_threads';
 import { TreeBuilder } from './builder';
-import { ChunkWriter } from './chunks';
+import { CHUNK, ChunkWriter } from './chunks';
 import { ArchiveError } from './names';
 import { exchange } from './sys';
 import { TarDecoder } from './tar-decode';
 import { TarWriter } from './tar-writer';
 import { at, walkTree } from './walk';
 import * as fs from 'node:fs';
-import { AHEAD, CANCELLED, IN_FLIGHT, type FromWorker, type Job, type ToWorker } from './worker-protocol';
+import { SLOTS, CANCELLED, IN_FLIGHT, type FromWorker, type Job, type ToWorker } from './worker-protocol';
 
 class Cancelled extends Error {}
 
@@ -26,13 +26,16 @@ function fail(err: unknown): void {
 
 function runExport(job: Extract<Job, { op: 'export' }>): void {
   const ctl = new Int32Array(job.ctl);
-  const out = new ChunkWriter((chunk) => {
+  const slots = Array.from({ length: SLOTS }, (_, i) => Buffer.from(job.ring, i * CHUNK, CHUNK));
+  const out = new ChunkWriter(slots, (slot, len) => {
     if (Atomics.load(ctl, CANCELLED)) throw new Cancelled();
     Atomics.add(ctl, IN_FLIGHT, 1);
-    post({ t: 'chunk', buf: chunk.buffer as ArrayBuffer }, [chunk.buffer as ArrayBuffer]);
+    post({ t: 'chunk', slot, len });
+    // The reader frees slots in the order they were posted: with fewer than SLOTS in flight, the
+    // next slot (the oldest posted) is free.
     for (;;) {
       const n = Atomics.load(ctl, IN_FLIGHT);
-      if (n < AHEAD) break;
+      if (n < SLOTS) break;
       if (Atomics.load(ctl, CANCELLED)) throw new Cancelled();
       Atomics.wait(ctl, IN_FLIGHT, n, 1000);
     }
@@ -49,7 +52,7 @@ function runExtract(job: Extract<Job, { op: 'extract' }>): void {
   parentPort!.on('message', (m: ToWorker) => {
     try {
       if (m.t === 'data') {
-        decoder.push(Buffer.from(m.buf.buffer, m.buf.byteOffset, m.buf.byteLength));
+        decoder.push(Buffer.from(job.ring, m.slot * CHUNK, m.len));
         post({ t: 'ack' });
         return;
       }
