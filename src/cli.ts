@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 // The `hostvol` command: flags and environment variables become a Config; `serve` runs the plugin.
+import * as path from 'node:path';
 import { Command, Option } from 'commander';
+import { adminCommands } from './commands';
+import { ADMIN_SOCKET_NAME, DEFAULT_ADMIN_SOCKET } from './commands/client';
 import { startDaemon, defaults, type Config } from './daemon';
 import { describe } from './errors';
 import { parseHostPaths, withStateSource } from './volumes/hostpaths';
@@ -37,6 +40,12 @@ function serveCommand(): Command {
       new Option('--state-source <hostdir>', 'managed-plugin mode: host directory of the state mount (state.source): the store to serve, and the host path docker volume inspect shows')
         .env('HOSTVOL_STATE_SOURCE'),
     )
+    .addOption(
+      new Option('--admin-socket <path>', `root-only admin API socket (default ${DEFAULT_ADMIN_SOCKET}; managed plugin: ${ADMIN_SOCKET_NAME} beside --socket)`)
+        .env('HOSTVOL_ADMIN_SOCKET'),
+    )
+    .addOption(new Option('--metrics-address <host:port>', 'also serve GET /metrics on TCP (off by default)').env('HOSTVOL_METRICS_ADDRESS'))
+    .addOption(new Option('--docker-host <url>', "dockerd's API socket (unix:///path; default /var/run/docker.sock)").env('DOCKER_HOST'))
     .addOption(new Option('--boot-id-file <file>', 'kernel boot id, to drop leases after a reboot').env('HOSTVOL_BOOT_ID_FILE').default(defaults.bootIdFile).hideHelp())
     .addOption(new Option('--stale-sweep-ms <ms>', 'first delay of the stale-lease sweeper').argParser((v) => Number(v)).hideHelp())
     .addHelpText('after', `\nDriver options (docker volume create -d hostvol -o key=value):\n  ${describeOptions().join('\n  ')}`)
@@ -53,9 +62,22 @@ function serveCommand(): Command {
         stateSource: (flags.stateSource as string | undefined) || undefined,
         bootIdFile: flags.bootIdFile as string,
         staleSweepMs: flags.staleSweepMs as unknown as number | undefined,
+        adminSocket: adminSocketOf(flags),
+        metricsAddress: (flags.metricsAddress as string | undefined) || undefined,
+        dockerHost: (flags.dockerHost as string | undefined) || undefined,
       };
       await serve(config);
     });
+}
+
+/**
+ * A managed plugin's sockets live in /run/docker/plugins inside it, which dockerd maps to
+ * /run/docker/plugins/<plugin-id>/ on the host: the admin socket goes there too, where the CLI finds
+ * it from the plugin's name. A host service has a fixed default.
+ */
+function adminSocketOf(flags: Record<string, string | string[] | undefined>): string {
+  if (flags.adminSocket) return flags.adminSocket as string;
+  return flags.propagatedMount ? path.join(path.dirname(flags.socket as string), ADMIN_SOCKET_NAME) : DEFAULT_ADMIN_SOCKET;
 }
 
 function hostPathsOf(flags: Record<string, string | string[] | undefined>): Config['hostPaths'] {
@@ -88,6 +110,7 @@ const program = new Command('hostvol')
   .description('Docker volume plugin: named volumes as host directories')
   .version(require('../package.json').version as string)
   .addCommand(serveCommand());
+for (const c of adminCommands()) program.addCommand(c);
 
 program.parseAsync(process.argv).catch((err) => {
   process.stderr.write(`hostvol: ${describe(err)}\n`);

@@ -251,6 +251,11 @@ export class Driver {
     });
   }
 
+  /** Runs `fn` on volume `name` under its lock, as every change to it runs (admin operations use it). */
+  exclusive<T>(name: string, fn: (v: Volume) => Promise<T>): Promise<T> {
+    return this.lock.run(name, () => fn(this.visible(name)));
+  }
+
   private visible(name: string): Volume {
     vol.checkName(name);
     const v = this.volumes.get(name);
@@ -286,7 +291,8 @@ export class Driver {
     return v;
   }
 
-  private async releaseBind(v: Volume): Promise<void> {
+  /** Removes the volume's bind mount once it has no lease left (a failure is logged; the next Mount retries). */
+  async releaseBind(v: Volume): Promise<void> {
     const target = vol.bindTarget(v, this.deps.layout);
     try {
       await this.deps.mounter.release(target);
