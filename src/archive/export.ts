@@ -18,7 +18,7 @@ export interface ExportResult {
 }
 
 /** Writes the uncompressed tar stream of the tree at `root` into `dest`, and ends it. */
-function tarTo(root: string, dest: Writable, signal?: AbortSignal): Promise<ExportResult> {
+function tarTo(root: string, dest: Writable, signal?: AbortSignal, onBytes?: (n: number) => void): Promise<ExportResult> {
   const ctl = new Int32Array(new SharedArrayBuffer(8));
   const ring = new SharedArrayBuffer(SLOTS * CHUNK);
   const w = startWorker({ op: 'export', root, ctl: ctl.buffer as SharedArrayBuffer, ring });
@@ -48,6 +48,7 @@ function tarTo(root: string, dest: Writable, signal?: AbortSignal): Promise<Expo
       if (settled) return;
       if (m.t === 'chunk') {
         // The slot's own memory; freed (and the worker woken) once dest no longer needs it.
+        onBytes?.(m.len);
         dest.write(Buffer.from(ring, m.slot * CHUNK, m.len), () => {
           Atomics.sub(ctl, IN_FLIGHT, 1);
           Atomics.notify(ctl, IN_FLIGHT);
@@ -68,10 +69,11 @@ function tarTo(root: string, dest: Writable, signal?: AbortSignal): Promise<Expo
 /**
  * Writes the tree at `root` (a directory the caller verified, or /proc/self/fd/N) as an archive into
  * `dest`, compressed as asked, and ends `dest`. Rejects (and destroys `dest`) on the first failure,
- * on `signal`, or when `dest` closes early; the walk stops then.
+ * on `signal`, or when `dest` closes early; the walk stops then. `onBytes` counts the tar bytes
+ * (before compression) as they are handed on.
  */
-export function exportTo(root: string, dest: Writable, opts: { compress?: Compression; signal?: AbortSignal } = {}): Promise<ExportResult> {
-  if (!opts.compress || opts.compress === 'none') return tarTo(root, dest, opts.signal);
+export function exportTo(root: string, dest: Writable, opts: { compress?: Compression; signal?: AbortSignal; onBytes?: (n: number) => void } = {}): Promise<ExportResult> {
+  if (!opts.compress || opts.compress === 'none') return tarTo(root, dest, opts.signal, opts.onBytes);
   const c = compressor(opts.compress);
   c.pipe(dest);
   dest.on('error', (err) => c.destroy(err));
@@ -80,7 +82,7 @@ export function exportTo(root: string, dest: Writable, opts: { compress?: Compre
     dest.on('close', () => (dest.writableFinished ? resolve() : reject(new Error('the export destination closed early'))));
     c.on('error', reject);
   });
-  return tarTo(root, c, opts.signal).then(async (r) => {
+  return tarTo(root, c, opts.signal, opts.onBytes).then(async (r) => {
     await finished;
     return r;
   });

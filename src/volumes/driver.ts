@@ -2,7 +2,8 @@
 // volumes, options, paths and leases, and a store interface; the HTTP layer decodes requests and
 // encodes what it returns. Every change is durable in the store before the call resolves.
 import type { Logger } from 'pino';
-import { ConflictError, HostvolError, NotFoundError, describe } from '../errors';
+import { ConflictError, HostvolError, InvalidOptionError, NotFoundError, describe } from '../errors';
+import { cloneTree } from '../archive/clone';
 import type { Labeler } from '../host/labels';
 import type { Mounter } from '../host/mounter';
 import type { Store } from '../store/store';
@@ -80,6 +81,7 @@ export class Driver {
       const v = await this.reserve(name, options);
       try {
         await prepareDirectory(v, this.deps.confinement, this.deps.labeler);
+        if (options.from !== undefined) await this.copyFrom(v, options.from);
         await this.deps.store.setState(name, 'ready');
         v.state = 'ready';
         this.volumes.touch();
@@ -90,6 +92,21 @@ export class Driver {
       }
       this.deps.log.info({ volume: name, path: v.path, options }, 'volume created');
     });
+  }
+
+  /**
+   * `-o from=SRC`: SRC's tree copied into the new volume's (empty) directory before it is 'ready', so
+   * no container ever sees it half-filled; then the new volume's own options (owner, mode, label)
+   * are applied again over what was copied. A copy of a volume in use is of whatever is there:
+   * `hostvol clone --pause` pauses its writers first.
+   */
+  private async copyFrom(v: Volume, from: string): Promise<void> {
+    const src = this.volumes.get(from);
+    if (from === v.name || !src || src.state !== 'ready') {
+      throw new InvalidOptionError(`volume "${v.name}": option from names "${from}", which is not ${from === v.name ? 'another' : 'a ready hostvol'} volume`);
+    }
+    await cloneTree(src.path, v.path, { what: `volume "${v.name}"` });
+    await prepareDirectory(v, this.deps.confinement, this.deps.labeler);
   }
 
   /**
