@@ -100,14 +100,12 @@ function walkDir(dirFd: number, rel: Buffer, origin: { dev: bigint; mnt: number 
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // deleted while the walk ran
       throw err;
     }
-    if (st.dev !== origin.dev) {
-      stats.warnings.push(`${shown(path)} is on another file system; not exported`);
-      continue;
-    }
+    // Other mounts are told by mount id, on directories (below): st_dev is no test for files, as
+    // overlayfs reports a non-directory's st_dev from the layer it lives in.
     const e = emptyEntry(path, 'file');
     fill(e, st);
     if (!st.isDirectory() && st.nlink > 1n) {
-      const key = `${st.ino}`;
+      const key = `${st.dev}:${st.ino}`;
       const first = links.get(key);
       if (first) {
         e.kind = 'hardlink';

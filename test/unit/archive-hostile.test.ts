@@ -29,7 +29,7 @@ afterAll(async () => {
   await stopLibc();
 });
 
-type Member = Partial<Entry> & { path: string | Buffer; kind: Kind; data?: string; link?: Buffer | string };
+type Member = Partial<Omit<Entry, 'path' | 'link'>> & { path: string | Buffer; kind: Kind; data?: string; link?: Buffer | string };
 
 /** An archive of `members` as hostvol's own encoder writes them (names are not checked on the way in). */
 function tar(...members: Member[]): Buffer {
