@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import { makedev, type Entry } from './entry';
 import { ArchiveError, memberComponents, shown } from './names';
-import { chmodAt, chownAt, mknodAt, setTimes, setTimesAt, setXattr } from './sys';
+import { chmodAt, chownAt, closeFd, mknodAt, openAt, setTimes, setTimesAt, setXattr } from './sys';
 import { at } from './walk';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_DIRECTORY, O_NOFOLLOW, S_IFIFO, S_IFCHR, S_IFBLK, COPYFILE_EXCL, COPYFILE_FICLONE } = fs.constants;
@@ -127,7 +127,7 @@ export class TreeBuilder {
         this.dirs.push(e);
         return;
       case 'file':
-        this.file = { fd: fs.openSync(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600), e };
+        this.file = { fd: openAt(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600, shown(e.path)), e };
         return;
       case 'symlink':
         fs.symlinkSync(e.link, p);
@@ -178,7 +178,7 @@ export class TreeBuilder {
       if (e.sparse) fs.ftruncateSync(fd, e.sparse.realSize);
       this.finishInode(fd, e);
     } finally {
-      fs.closeSync(fd);
+      closeFd(fd); // opened by openAt
     }
   }
 
@@ -189,7 +189,7 @@ export class TreeBuilder {
     const p = at(dir, name);
     try {
       if (e.sparse) {
-        this.file = { fd: fs.openSync(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600), e };
+        this.file = { fd: openAt(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600, shown(e.path)), e };
         for (const [off, len] of e.sparse.segments) {
           for (let done = 0; done < len; ) {
             const n = fs.readSync(src, this.copyBuf, 0, Math.min(this.copyBuf.length, len - done), off + done);
@@ -250,7 +250,7 @@ export class TreeBuilder {
 
   /** Closes every fd (also after a failure). */
   close(all = false): void {
-    if (this.file) fs.closeSync(this.file.fd);
+    if (this.file) closeFd(this.file.fd);
     this.file = null;
     while (this.stack.length > (all ? 0 : 1)) fs.closeSync(this.stack.pop()![1]);
   }

@@ -10,6 +10,7 @@ export const SEEK_DATA = 3;
 export const SEEK_HOLE = 4;
 export const AT_SYMLINK_NOFOLLOW = 0x100;
 export const RENAME_EXCHANGE = 2;
+const O_CLOEXEC = 0o2000000; // Node opens everything close-on-exec; a raw openat must ask
 const ENODATA = 61;
 const ERANGE = 34;
 const ENXIO = 6;
@@ -50,6 +51,8 @@ function lib(): Record<string, Fn> {
     utimensat: c.func('int utimensat(int, const char*, const void*, int)'),
     futimens: c.func('int futimens(int, const void*)'),
     renameat2: c.func('int renameat2(int, const char*, int, const char*, unsigned int)'),
+    openat: c.func('int openat(int, const char*, int, uint32_t)'),
+    close: c.func('int close(int)'),
   };
   return f;
 }
@@ -141,6 +144,21 @@ export function setTimesAt(dirfd: number, name: Buffer, ns: bigint, what: string
 
 export function setTimes(fd: number, ns: bigint, what: string): void {
   if (Number(lib().futimens(fd, times(ns))) < 0) fail('futimens', what);
+}
+
+/**
+ * openat(2) on a real directory fd: one lookup of `name`, where a path through /proc/self/fd/<fd>/
+ * also walks procfs and its magic link on every call. The fd is not Node's: close it with closeFd
+ * (Node warns when fs.closeSync closes an fd it did not open).
+ */
+export function openAt(dirfd: number, name: Buffer, flags: number, mode: number, what: string): number {
+  const fd = Number(lib().openat(dirfd, cstr(name), flags | O_CLOEXEC, mode));
+  if (fd < 0) fail('open', what);
+  return fd;
+}
+
+export function closeFd(fd: number): void {
+  lib().close(fd);
 }
 
 /** Swaps two entries atomically (renameat2 RENAME_EXCHANGE): both names always exist. */
