@@ -10,7 +10,7 @@ import { ArchiveError } from './names';
 import { exchange } from './sys';
 import { TarDecoder } from './tar-decode';
 import { TarWriter } from './tar-writer';
-import { at, walkTree } from './walk';
+import { walkTree } from './walk';
 import * as fs from 'node:fs';
 import { SLOTS, CANCELLED, IN_FLIGHT, type FromWorker, type Job, type ToWorker } from './worker-protocol';
 
@@ -94,7 +94,6 @@ function runExchange(job: Extract<Job, { op: 'exchange' }>): void {
   } finally {
     fs.closeSync(dir);
   }
-  void at;
   post({ t: 'done', entries: 0, bytes: 0, warnings: [] });
 }
 
