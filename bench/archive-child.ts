@@ -3,16 +3,12 @@
 import * as path from 'node:path';
 
 const REPO = path.resolve(__dirname, '../../..');
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { exportTo } = require(path.join(REPO, 'dist/archive/export'));
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { importArchive } = require(path.join(REPO, 'dist/archive/import'));
-
+/* eslint-disable @typescript-eslint/no-require-imports */
 async function main(): Promise<void> {
   const [op, dir] = process.argv.slice(2);
-  if (op === 'export') {
-    await exportTo(dir, process.stdout);
-  } else if (op === 'import') await importArchive(dir, process.stdin);
+  // Only the side that runs is loaded, as in a daemon that has it loaded already.
+  if (op === 'export') await require(path.join(REPO, 'dist/archive/export')).exportTo(dir, process.stdout);
+  else if (op === 'import') await require(path.join(REPO, 'dist/archive/import')).importArchive(dir, process.stdin);
   else throw new Error(`usage: archive-child export|import DIR (not ${op})`);
 }
 
