@@ -7,6 +7,7 @@ import {
   ConflictError, HostvolError, InvalidOptionError, InvalidRequestError, NotFoundError, PathError, describe,
 } from '../errors';
 import type { AdminContext } from './context';
+import { archiveRouter } from './archive-routes';
 import { DockerUnreachableError } from './docker';
 import { leasesRouter } from './leases-routes';
 import { maintenanceRouter } from './maintenance-routes';
@@ -65,7 +66,7 @@ export function createAdminApp(ctx: AdminContext): express.Express {
  * Routers contributed by other modules (the archive routes). Listed here so that adding one is a
  * one-line change in one place: `['/volumes', archiveRouter(ctx)]`.
  */
-function extraRouters(_ctx: AdminContext): Array<[string, express.Router]> {
-  return [];
+function extraRouters(ctx: AdminContext): Array<[string, express.Router]> {
+  return [['/volumes', archiveRouter(ctx)]];
 }
 

@@ -7,6 +7,7 @@ import type { Labeler } from '../host/labels';
 import type { Mounter } from '../host/mounter';
 import type { Store } from '../store/store';
 import { bindDirectory, checkPlacement, deleteDirectory, locate, prepareDirectory, type Placement } from './directory';
+import { copyFrom } from './from';
 import { toHost } from './hostpaths';
 import { KeyedLock } from './keyed-lock';
 import { parseOptions, sameOptions, type VolumeOptions } from './options';
@@ -80,6 +81,7 @@ export class Driver {
       const v = await this.reserve(name, options);
       try {
         await prepareDirectory(v, this.deps.confinement, this.deps.labeler);
+        if (options.from !== undefined) await copyFrom(v, this.volumes.get(options.from), this.deps);
         await this.deps.store.setState(name, 'ready');
         v.state = 'ready';
         this.volumes.touch();

@@ -47,6 +47,17 @@ describe('README: operating volumes', () => {
     expect(out).toMatch(/^Mounted in a container: yes$/m);
   }, 120_000);
 
+  s.scenario('admin-archive: export to a file, import it into a new volume, clone; the copies hold what web holds', async () => {
+    await ensureWeb();
+    await nsRun('printf hello > /var/lib/hostvol/volumes/web/greeting');
+    await runReadmeBlock(s.engine, 'admin-archive');
+    const vols = (await s.docker(['volume', 'ls', '-q'])).stdout.split('\n');
+    expect(vols).toEqual(expect.arrayContaining(['web-copy', 'web-clone']));
+    const read = await nsRun('cat /var/lib/hostvol/volumes/web-copy/greeting /var/lib/hostvol/volumes/web-clone/greeting');
+    expect(read.stdout).toBe('hellohello');
+    await s.docker(['volume', 'rm', 'web-copy', 'web-clone']);
+  }, 120_000);
+
   s.scenario('admin-df: per volume, total, file systems; JSON for one volume', async () => {
     await ensureWeb();
     // (No file is written into web here: on this test's private /var/lib, an overlay over another file
