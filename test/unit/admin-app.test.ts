@@ -1,19 +1,12 @@
 // The admin app: a root-only socket, JSON errors worded as the plugin's Errs with a status from their
 // type, and one place where routers are mounted.
 import * as fs from 'node:fs';
-import { adminOf, type Admin } from './admin-support';
+import { useAdminSandbox, type Admin } from './admin-support';
 import { destroy, sandbox, type Sandbox } from './support';
 
 let sb: Sandbox;
 let admin: Admin;
-beforeAll(async () => {
-  sb = await sandbox();
-  admin = adminOf(sb);
-});
-afterAll(async () => {
-  await admin.close();
-  await destroy(sb);
-});
+useAdminSandbox((s, a) => ((sb = s), (admin = a)));
 
 test('the admin socket is a socket with mode 0600 (root only)', () => {
   const st = fs.lstatSync(sb.config.adminSocket!);

@@ -2,19 +2,12 @@
 // root and the host's mounts; a fix changes only what cannot lose data or break a container.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { adminOf, type Admin } from './admin-support';
-import { destroy, sandbox, type Sandbox } from './support';
+import { useAdminSandbox, type Admin } from './admin-support';
+import type { Sandbox } from './support';
 
 let sb: Sandbox;
 let admin: Admin;
-beforeEach(async () => {
-  sb = await sandbox();
-  admin = adminOf(sb);
-});
-afterEach(async () => {
-  await admin.close();
-  await destroy(sb);
-});
+useAdminSandbox((s, a) => ((sb = s), (admin = a)), { each: true });
 
 const root = () => fs.realpathSync(sb.config.dataRoot);
 const kinds = (r: { findings: Array<{ kind: string; subject: string; fixed?: string }> }) => r.findings.map((f) => [f.kind, f.subject, !!f.fixed]);

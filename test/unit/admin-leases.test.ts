@@ -3,20 +3,12 @@
 // still have the volume mounted unless forced.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { isMountPoint } from './admin-support';
-import { adminOf, type Admin } from './admin-support';
-import { destroy, sandbox, type Sandbox } from './support';
+import { isMountPoint, useAdminSandbox, type Admin } from './admin-support';
+import type { Sandbox } from './support';
 
 let sb: Sandbox;
 let admin: Admin;
-beforeAll(async () => {
-  sb = await sandbox();
-  admin = adminOf(sb);
-});
-afterAll(async () => {
-  await admin.close();
-  await destroy(sb);
-});
+const admins = useAdminSandbox((s, a) => ((sb = s), (admin = a)));
 
 /** Fixes what the host reports about containers' mounts (true, false, or undefined: cannot tell). */
 async function hostSees(v: boolean | undefined): Promise<void> {
@@ -55,9 +47,8 @@ test('a release is durable: after a restart the lease is gone and the bind mount
   await hostSees(false);
   expect((await release('le-c', { id: 'gone' })).body).toEqual({ volume: 'le-c', released: ['gone'], mountVisible: false });
   expect(await isMountPoint(bindOf('le-c'))).toBe(false);
-  await admin.close();
   await sb.restart();
-  admin = adminOf(sb);
+  await admins.reconnect();
   expect((await admin.call('GET', '/leases/le-c')).body[0].leases).toEqual([]);
 });
 

@@ -2,19 +2,12 @@
 // commit and mount latency, and the archive byte counters; optionally on TCP, serving nothing else.
 import * as http from 'node:http';
 import { parseAddress } from '../../src/admin/serve';
-import { adminOf, type Admin } from './admin-support';
-import { destroy, sandbox, type Sandbox } from './support';
+import { useAdminSandbox, type Admin } from './admin-support';
+import type { Sandbox } from './support';
 
 let sb: Sandbox;
 let admin: Admin;
-beforeAll(async () => {
-  sb = await sandbox({ metricsAddress: '127.0.0.1:0' });
-  admin = adminOf(sb);
-});
-afterAll(async () => {
-  await admin.close();
-  await destroy(sb);
-});
+useAdminSandbox((s, a) => ((sb = s), (admin = a)), { config: { metricsAddress: '127.0.0.1:0' } });
 
 async function scrape(): Promise<string> {
   const res = await admin.client.request('GET', '/metrics');

@@ -3,19 +3,12 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { adminOf, type Admin } from './admin-support';
-import { destroy, sandbox, type Sandbox } from './support';
+import { useAdminSandbox, type Admin } from './admin-support';
+import type { Sandbox } from './support';
 
 let sb: Sandbox;
 let admin: Admin;
-beforeAll(async () => {
-  sb = await sandbox();
-  admin = adminOf(sb);
-});
-afterAll(async () => {
-  await admin.close();
-  await destroy(sb);
-});
+useAdminSandbox((s, a) => ((sb = s), (admin = a)));
 
 const dirOf = (name: string) => path.join(sb.config.dataRoot, name);
 

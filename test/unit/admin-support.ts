@@ -1,6 +1,7 @@
 // Test support for the admin API: a client of a sandbox's real admin socket, the same one the CLI uses.
 import { AdminClient } from '../../src/commands/client';
-import type { Sandbox } from './support';
+import type { Config } from '../../src/daemon';
+import { destroy, sandbox, type Sandbox } from './support';
 
 export interface Admin {
   client: AdminClient;
@@ -26,4 +27,35 @@ export function adminOf(sb: Sandbox): Admin {
 export async function isMountPoint(p: string): Promise<boolean> {
   const { readMounts } = await import('../../src/host/mountinfo');
   return (await readMounts()).some((m) => m.mountPoint === p);
+}
+
+/**
+ * A sandboxed daemon and a client of its admin socket, made before the file's tests (or before each
+ * test, with `each`) and destroyed after; `use` receives them, again after each `reconnect()` (a
+ * new client, for a daemon that was restarted).
+ */
+export function useAdminSandbox(
+  use: (sb: Sandbox, admin: Admin) => void, opts: { each?: boolean; config?: Partial<Config> } = {},
+): { reconnect(): Promise<void> } {
+  let sb: Sandbox | undefined;
+  let admin: Admin | undefined;
+  (opts.each ? beforeEach : beforeAll)(async () => {
+    sb = await sandbox(opts.config);
+    admin = adminOf(sb);
+    use(sb, admin);
+  });
+  (opts.each ? afterEach : afterAll)(async () => {
+    try {
+      await admin?.close();
+    } finally {
+      if (sb) await destroy(sb);
+    }
+  });
+  return {
+    async reconnect() {
+      await admin?.close();
+      admin = adminOf(sb!);
+      use(sb!, admin);
+    },
+  };
 }

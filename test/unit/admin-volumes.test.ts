@@ -1,19 +1,12 @@
 // GET /volumes (hostvol ls) and GET /volumes/:name (hostvol inspect) against a real daemon.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { adminOf, type Admin } from './admin-support';
-import { destroy, sandbox, type Sandbox } from './support';
+import { useAdminSandbox, type Admin } from './admin-support';
+import type { Sandbox } from './support';
 
 let sb: Sandbox;
 let admin: Admin;
-beforeAll(async () => {
-  sb = await sandbox({ allowPaths: [] });
-  admin = adminOf(sb);
-});
-afterAll(async () => {
-  await admin.close();
-  await destroy(sb);
-});
+useAdminSandbox((s, a) => ((sb = s), (admin = a)), { config: { allowPaths: [] } });
 
 test('ls lists every volume by name with its host path, state, options and lease count', async () => {
   await sb.call('/VolumeDriver.Create', { Name: 'ls-b', Opts: { mode: '0750' } });
