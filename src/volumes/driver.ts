@@ -47,7 +47,10 @@ export class Driver {
 
   get(name: string): VolumeView {
     const v = this.visible(name);
-    const status = { ...vol.status(v), path: toHost(this.deps.hostPaths, v.path) };
+    const health = this.deps.store.health();
+    // While the store is unreachable the answer is this node's last known state: say so.
+    const stale = health.available ? {} : { stale: `since ${health.since ?? '?'}: ${health.reason ?? 'store unavailable'}` };
+    const status = { ...vol.status(v), path: toHost(this.deps.hostPaths, v.path), ...stale };
     return { name: v.name, mountpoint: vol.mountpoint(v, this.deps.layout), createdAt: v.createdAt, status };
   }
 
@@ -69,15 +72,11 @@ export class Driver {
     const options = parseOptions(name, rawOpts);
     return this.lock.run(name, async () => {
       const existing = this.volumes.get(name);
-      if (existing) {
-        // Create must be idempotent: dockerd and API clients repeat it.
-        if (sameOptions(existing.options, options)) return;
-        throw new ConflictError(
-          `volume "${name}" already exists with options ${JSON.stringify(existing.options)}; ` +
-            'remove it first, or create it again with the same options',
-        );
-      }
+      // Create must be idempotent: dockerd and API clients repeat it, and in a cluster every node
+      // that runs a task creates the volume (the store then hands back the record another node made).
+      if (existing) return sameAs(existing, options);
       const v = await this.reserve(name, options);
+      if (v.state !== 'creating') return sameAs(v, options);
       try {
         await prepareDirectory(v, this.deps.confinement, this.deps.labeler);
         await this.deps.store.setState(name, 'ready');
@@ -144,7 +143,8 @@ export class Driver {
         }
       }
       try {
-        await store.setLease({ volume: name, id, count, bootId, generation });
+        // Z is decided by the store too, in one transaction: in a cluster other nodes' mounts count.
+        await store.setLease({ volume: name, id, count, bootId, generation }, { exclusive: !held && v.options.label === 'Z' });
       } catch (err) {
         if (first) await this.releaseBind(v);
         throw err;
@@ -277,13 +277,22 @@ export class Driver {
       leases: new Map(),
     };
     this.volumes.set(name, v);
+    let theirs;
     try {
-      await this.deps.store.insertVolume(vol.toRecord(v));
+      theirs = await this.deps.store.insertVolume(vol.toRecord(v));
     } catch (err) {
       this.volumes.delete(name);
       throw err;
     }
-    return v;
+    if (!theirs) return v;
+    const other = vol.fromRecord(theirs, []);
+    this.volumes.set(name, other);
+    return other;
+  }
+
+  /** Runs `fn` under the volume's lock (changes made by other nodes are applied so: follow.ts). */
+  withLock<T>(name: string, fn: () => Promise<T> | T): Promise<T> {
+    return this.lock.run(name, fn);
   }
 
   private async releaseBind(v: Volume): Promise<void> {
@@ -294,4 +303,13 @@ export class Driver {
       this.deps.log.error({ volume: v.name, target, err: describe(err) }, 'could not remove bind mount; will retry');
     }
   }
+}
+
+/** Create of a name that exists: done when the options match, the same Err on every node otherwise. */
+function sameAs(existing: Volume, options: VolumeOptions): void {
+  if (sameOptions(existing.options, options)) return;
+  throw new ConflictError(
+    `volume "${existing.name}" already exists with options ${JSON.stringify(existing.options)}; ` +
+      'remove it first, or create it again with the same options',
+  );
 }
