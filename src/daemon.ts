@@ -15,6 +15,9 @@ import { recover } from './volumes/recover';
 import { createApp } from './plugin/server';
 import { refusingApp } from './plugin/refusal';
 import { SqliteStore } from './store/sqlite';
+import { EtcdStore } from './store/etcd';
+import type { Store } from './store/store';
+import { follow } from './volumes/follow';
 import { mountedElsewhere } from './host/inuse';
 import { CLAIM_FILE, checkClaim, ensureStoreId, findStore, readClaim, writeClaim } from './store/identity';
 
@@ -38,6 +41,33 @@ export interface Config {
   bootIdFile: string;
   /** First delay of the stale-lease sweeper, in ms (tests shorten it). */
   staleSweepMs?: number;
+  /** Cluster mode: volume records and mount leases in etcd, shared by every node (scope global). */
+  cluster?: ClusterConfig;
+}
+
+export interface ClusterConfig {
+  /** Client URLs of the etcd members. */
+  urls: string[];
+  node: string;
+  prefix: string;
+  /** Seconds. */
+  leaseTtl: number;
+  /** PEM files for TLS to etcd: the CA, and this node's certificate and key (client auth). */
+  cacert?: string;
+  cert?: string;
+  key?: string;
+  /** Bound on one etcd change, in ms (default 5000). */
+  opTimeoutMs?: number;
+}
+
+function openStore(config: Config, log: Logger): Store {
+  const c = config.cluster;
+  if (!c) return new SqliteStore(config.stateDir);
+  fs.mkdirSync(config.stateDir, { recursive: true, mode: 0o700 }); // bind mounts and the store id still live there
+  const read = (f: string | undefined) => (f ? fs.readFileSync(f) : undefined);
+  if ((c.cert || c.key) && !c.cacert) throw new Error('--etcd-cert and --etcd-key need --etcd-cacert (the CA that signed the etcd server certificates)');
+  const tls = c.cacert ? { ca: read(c.cacert)!, cert: read(c.cert), key: read(c.key) } : undefined;
+  return new EtcdStore({ urls: c.urls, node: c.node, prefix: c.prefix, leaseTtl: c.leaseTtl, tls, opTimeoutMs: c.opTimeoutMs, dataRoot: config.dataRoot }, log);
 }
 
 export const defaults: Config = {
@@ -95,17 +125,19 @@ export async function startDaemon(config: Config, deps: { log?: Logger; mounter?
     }
   }
 
-  let store: SqliteStore | undefined;
+  let store: Store | undefined;
+  let stopFollowing = () => undefined as unknown;
   try {
-    store = new SqliteStore(config.stateDir);
+    store = openStore(config, log);
     const driver = await openDriver(config, store, log, deps.mounter ?? systemMounter, deps.labeler ?? createLabeler(config.selinux));
     // Only once the store is open (and so this process owns it) is it given an id and claimed.
+    stopFollowing = follow(driver);
     const storeId = ensureStoreId(config.stateDir);
     if (claimFile) writeClaim(claimFile, { storeId, stateSource });
     resolveReady(driver);
     log.info(
       { socket: config.socket, dataRoot: driver.deps.dataRoot, allowPaths: driver.deps.confinement.roots,
-        storeId, managed: driver.deps.layout.managed, selinux: driver.deps.labeler.enabled, volumes: driver.volumes.size },
+        storeId, scope: store.scope, node: config.cluster?.node, managed: driver.deps.layout.managed, selinux: driver.deps.labeler.enabled, volumes: driver.volumes.size },
       'hostvol ready',
     );
   } catch (err) {
@@ -119,6 +151,7 @@ export async function startDaemon(config: Config, deps: { log?: Logger; mounter?
   const close = () =>
     (closing ??= (async () => {
       await closeServer(server);
+      stopFollowing();
       await (await ready).idle();
       await store?.close();
       log.info('hostvol stopped');
@@ -127,7 +160,7 @@ export async function startDaemon(config: Config, deps: { log?: Logger; mounter?
 }
 
 /** Start-up work, before any request is served: synchronous file system calls are fine here. */
-async function openDriver(config: Config, store: SqliteStore, log: Logger, mounter: Mounter, labeler: Labeler): Promise<Driver> {
+async function openDriver(config: Config, store: Store, log: Logger, mounter: Mounter, labeler: Labeler): Promise<Driver> {
   fs.mkdirSync(config.dataRoot, { recursive: true, mode: 0o755 });
   const dataRoot = fs.realpathSync(config.dataRoot);
   const stateDir = fs.realpathSync(config.stateDir);
