@@ -36,6 +36,11 @@ export class EtcdSession {
   private regaining = false;
   private closed = false;
   readonly opTimeoutMs: number;
+  /**
+   * One try of a call. A request a member forwarded to a leader that just died is never answered
+   * (etcd gives up on it only after its own ~7 s), so a call is tried again on time, within the bound.
+   */
+  private readonly attemptMs: number;
   /** Called once etcd answers again after an outage (queued changes can go now). */
   onRestored: () => Promise<void> = async () => undefined;
   /** Called with the new lease id after the node's etcd lease was lost and a new one granted. */
@@ -46,7 +51,8 @@ export class EtcdSession {
     private readonly log: Logger,
   ) {
     this.opTimeoutMs = config.opTimeoutMs ?? 5_000;
-    const deadline = this.opTimeoutMs;
+    this.attemptMs = Math.max(500, Math.floor(this.opTimeoutMs / 3));
+    const deadline = this.attemptMs;
     this.client = new Etcd3({
       hosts: config.urls,
       credentials: config.tls ? { rootCertificate: config.tls.ca, privateKey: config.tls.key, certChain: config.tls.cert } : undefined,
@@ -84,23 +90,39 @@ export class EtcdSession {
    */
   async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
     if (this.closed) throw new HostvolError(`cannot ${what}: the etcd store is closed`);
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${this.opTimeoutMs} ms`)), this.opTimeoutMs);
-    });
-    try {
-      const result = await Promise.race([fn(), timeout]);
-      this.up();
-      return result;
-    } catch (err) {
-      this.down(describe(err));
-      throw new HostvolError(
-        `cannot ${what}: etcd (${this.config.urls.join(',')}) is unreachable or has no quorum (${describe(err)}); ` +
-          'this node keeps answering Get and List from its last known state and applies Unmounts once etcd is back; try again then',
-      );
-    } finally {
-      clearTimeout(timer);
+    const until = Date.now() + this.opTimeoutMs;
+    let last: unknown;
+    // Every call made through here is safe to repeat: a transaction guarded by revisions fails its
+    // compare if an earlier try did commit, and is then decided again from a fresh read.
+    while (Date.now() < until) {
+      let timer: NodeJS.Timeout | undefined;
+      const ms = Math.min(this.attemptMs, until - Date.now());
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+      });
+      try {
+        const result = await Promise.race([fn(), timeout]);
+        this.up();
+        return result;
+      } catch (err) {
+        last = err;
+        if (!this.retriable(err)) break;
+      } finally {
+        clearTimeout(timer);
+      }
+      if (this.closed) break;
     }
+    this.down(describe(last));
+    throw new HostvolError(
+      `cannot ${what}: etcd (${this.config.urls.join(',')}) is unreachable or has no quorum (${describe(last)}); ` +
+        'this node keeps answering Get and List from its last known state and applies Unmounts once etcd is back; try again then',
+    );
+  }
+
+  /** etcd refusing the request itself (bad request, permission) would fail the same way again. */
+  private retriable(err: unknown): boolean {
+    const name = (err as Error)?.constructor?.name ?? '';
+    return !/InvalidArgument|PermissionDenied|Unauthenticated|AuthenticationFailed|ClientClosed|FailedPrecondition/.test(name);
   }
 
   private async grant(): Promise<void> {

@@ -104,3 +104,59 @@ test('node 1 SIGKILLed with a Z volume mounted: node 2 is refused until its leas
   expect(await unmount(1, 'orphan', 'o2')).toBe('');
   await c.restart(0);
 });
+
+test('one etcd member killed: no request fails; it rejoins', async () => {
+  await c.etcd.kill(0);
+  try {
+    for (let round = 0; round < 10; round++) {
+      const name = `member-${round}`;
+      const i = round % 3;
+      expect(await create(i, name, { mode: '0755' })).toBe('');
+      expect(await create((i + 1) % 3, name, { mode: '0755' })).toBe('');
+      expect(errOf(await mount((i + 1) % 3, name, 'x'))).toBe('');
+      expect(await unmount((i + 1) % 3, name, 'x')).toBe('');
+      expect(await remove((i + 2) % 3, name)).toBe('');
+    }
+  } finally {
+    await c.etcd.restart(0);
+  }
+});
+
+test('quorum lost: clean Errs within the bound, Get/List answer (stale), Unmounts queue; quorum back: works again without a restart', async () => {
+  expect(await create(0, 'cut', { mode: '0755' })).toBe('');
+  await known(1, 'cut');
+  expect(errOf(await mount(0, 'cut', 'c1'))).toBe('');
+  await c.etcd.kill(1);
+  await c.etcd.kill(2);
+  try {
+    const bound = TIMEOUT_MS + 5000; // well inside dockerd's 60 s and 120 s
+    for (const [what, run] of [
+      ['create', () => create(1, 'cut-new')],
+      ['mount', async () => errOf(await mount(1, 'cut', 'c2'))],
+      ['remove', () => remove(2, 'cut')],
+    ] as const) {
+      const t0 = Date.now();
+      const err = await run();
+      expect({ what, ms: Date.now() - t0 < bound }).toEqual({ what, ms: true });
+      expect(err).toMatch(/etcd \(.*\) is unreachable or has no quorum/);
+      expect(err).toMatch(/try again then$/);
+    }
+    const got = (await get(1, 'cut')).json.Volume;
+    expect(got.Name).toBe('cut');
+    expect(got.Status.stale).toMatch(/^since /);
+    expect(await listed(2)).toContain('cut');
+    // The Unmount answers at once; it is applied once etcd is back.
+    const t0 = Date.now();
+    expect(await unmount(0, 'cut', 'c1')).toBe('');
+    expect(Date.now() - t0).toBeLessThan(bound);
+  } finally {
+    await c.etcd.restart(1);
+    await c.etcd.restart(2);
+  }
+  // No restart of any hostvol: the queued Unmount lands, so Remove on another node is accepted.
+  await waitFor('node 2 to mount again', async () => errOf(await mount(1, 'cut', 'c2')) === '', 20_000);
+  expect(await unmount(1, 'cut', 'c2')).toBe('');
+  await waitFor('the queued unmount to land', async () => (await remove(2, 'cut')) === '', 20_000);
+  expect(await create(1, 'cut-new')).toBe('');
+  expect((await get(1, 'cut-new')).json.Volume.Status.stale).toBeUndefined();
+});
