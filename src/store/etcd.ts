@@ -87,16 +87,20 @@ export class EtcdStore implements Store {
         this.feed.saw(rec.name, Number(kv.mod_revision));
       }
       const leases: LeaseRecord[] = [];
-      const takeOver: IRequestOp[] = [];
       for (const kv of res.responses[1].response_range.kvs) {
-        const at = k.parseLease(kv.key.toString());
+        const key = kv.key.toString();
+        const at = k.parseLease(key);
         if (!at || at.node !== k.node) continue;
+        // A previous hostvol process of this node left it, within the TTL: moved to this process's
+        // etcd lease, unless it expired since it was read (then another node may have taken the volume).
+        const moved = await this.txn('take over the mount leases of the previous hostvol process', [modIs(key, kv.mod_revision)], [
+          put(key, kv.value.toString(), this.session.id),
+        ]);
+        if (!moved.succeeded) continue;
         const l = JSON.parse(kv.value.toString()) as StoredLease;
-        this.held.set(kv.key.toString(), { ...l, volume: at.volume, id: at.id });
+        this.held.set(key, { ...l, volume: at.volume, id: at.id });
         leases.push({ volume: at.volume, id: at.id, count: l.count, bootId: l.bootId, generation: l.generation });
-        takeOver.push(put(kv.key.toString(), kv.value.toString(), this.session.id));
       }
-      if (takeOver.length) await this.txn('take over the mount leases of the previous hostvol process', [], takeOver);
       const gen = res.responses[2].response_range.kvs[0];
       await this.feed.start(this.session.client, Number(res.header.revision) + 1);
       return { volumes, leases, generation: gen ? Number(gen.value.toString()) : 0 };

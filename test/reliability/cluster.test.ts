@@ -160,3 +160,28 @@ test('quorum lost: clean Errs within the bound, Get/List answer (stale), Unmount
   expect(await create(1, 'cut-new')).toBe('');
   expect((await get(1, 'cut-new')).json.Volume.Status.stale).toBeUndefined();
 });
+
+test('a node frozen past its lease TTL takes its leases again when it wakes, or logs the conflict when another node took a Z volume', async () => {
+  for (const name of ['kept', 'taken']) {
+    expect(await create(0, name, { Z: '' })).toBe('');
+    await known(1, name);
+    expect(errOf(await mount(0, name, `${name}-1`))).toBe('');
+  }
+  // SIGSTOP: the process stays, its keepalives stop; etcd drops its lease (and mount leases) after the TTL.
+  process.kill(c.node(0).pid, 'SIGSTOP');
+  try {
+    await waitFor('node 2 to take "taken"', async () => errOf(await mount(1, 'taken', 'taken-2')) === '', 4 * TTL * 1000);
+  } finally {
+    process.kill(c.node(0).pid, 'SIGCONT');
+  }
+  await waitFor('node 1 to log the conflict', () => /CONFLICT: .*another node took this volume/.test(c.node(0).logTail(200)), 15_000);
+  expect(c.node(0).logTail(200)).toMatch(/"volume":"taken".*CONFLICT/);
+  // "kept" was mounted by nobody else: node 1 holds it again, so node 2 is refused.
+  await waitFor('node 1 to take "kept" again', () => /"volume":"kept".*took a mount lease again/.test(c.node(0).logTail(200)), 15_000);
+  expect(errOf(await mount(1, 'kept', 'kept-2'))).toMatch(/single-writer.*on node node1/);
+  expect(await unmount(0, 'kept', 'kept-1')).toBe('');
+  expect(errOf(await mount(1, 'kept', 'kept-2'))).toBe('');
+  expect(await unmount(1, 'kept', 'kept-2')).toBe('');
+  expect(await unmount(1, 'taken', 'taken-2')).toBe('');
+  expect(await unmount(0, 'taken', 'taken-1')).toBe('');
+});
