@@ -79,7 +79,8 @@ export class RecordFeed {
         return;
       }
     }
-    const p = { revision: Number(kv.mod_revision), change: { name, record } };
+    const revision = Number(kv.mod_revision);
+    const p = { revision, change: { name, record, current: () => this.state(name).seen === revision } };
     const s = this.state(name);
     if (s.inFlight > 0) s.held.push(p);
     else this.deliver(name, p);

@@ -43,6 +43,11 @@ export interface Snapshot {
 export interface RemoteChange {
   name: string;
   record: VolumeRecord | null;
+  /**
+   * False once something newer happened to the name (this node wrote it, or a later change came):
+   * a change applied late (it waited for this node's own operation on the name) must then be dropped.
+   */
+  current(): boolean;
 }
 
 export interface StoreHealth {

@@ -15,8 +15,9 @@ export function follow(driver: Driver): () => void {
   });
 }
 
-function apply(driver: Driver, { name, record }: RemoteChange): void {
+function apply(driver: Driver, { name, record, current }: RemoteChange): void {
   const { log } = driver.deps;
+  if (!current()) return; // this node changed the volume since (e.g. removed it): that is newer
   const local = driver.volumes.get(name);
   // Another node's create in progress is not a volume yet; it is reported again once ready.
   if (!record || record.state === 'creating') {
