@@ -12,7 +12,7 @@ import { requireBuild, sleep } from './lib/serve';
 
 jest.setTimeout(pick(180_000, 1_800_000));
 
-const OPS = pick(150, 1000);
+const OPS = pick(150, 1500);
 const SEED = seed();
 const TTL = 2;
 const NAMES = ['z0', 'z1', 'z2', 'p0', 'p1'];
@@ -51,6 +51,7 @@ test(`${OPS} randomised operations on 3 nodes with node and etcd member kills: n
   let done = 0;
   let nodeKills = 0;
   let memberKills = 0;
+  let quorumLosses = 0;
   let seq = 0;
   try {
     const op = async (node: number): Promise<void> => {
@@ -103,9 +104,18 @@ test(`${OPS} randomised operations on 3 nodes with node and etcd member kills: n
     };
     const chaos = async () => {
       while (done < OPS) {
-        await sleep(pick(1500, 3000) + rng.int(1000));
+        await sleep(300 + rng.int(900));
         if (done >= OPS) break;
-        if (rng.chance(0.5)) {
+        const dice = rng.next();
+        if (dice < 0.15) {
+          // Quorum lost for a moment: requests get clean Errs, Unmounts queue.
+          const m1 = rng.int(3);
+          await c.etcd.kill(m1);
+          await c.etcd.kill((m1 + 1 + rng.int(2)) % 3);
+          quorumLosses++;
+          await sleep(500 + rng.int(1500));
+          for (let m = 0; m < c.etcd.size; m++) if (!c.etcd.running(m)) await c.etcd.restart(m);
+        } else if (dice < 0.55) {
           const node = rng.int(3);
           down.add(node);
           h.killed(node, Date.now());
@@ -152,7 +162,7 @@ test(`${OPS} randomised operations on 3 nodes with node and etcd member kills: n
       kills: nodeKills,
       requests: h.events.length,
       clients: 3,
-      notes: `${nodeKills} hostvol SIGKILLs, ${memberKills} etcd member kills; mounts ok/refused ${count('mount', 'ok')}/${count('mount', 'err')}, removes ok/refused ${count('remove', 'ok')}/${count('remove', 'err')}; lease TTL ${TTL} s`,
+      notes: `${nodeKills} hostvol SIGKILLs, ${memberKills} etcd member kills, ${quorumLosses} quorum losses; mounts ok/refused ${count('mount', 'ok')}/${count('mount', 'err')}, removes ok/refused ${count('remove', 'ok')}/${count('remove', 'err')}; lease TTL ${TTL} s`,
     });
     inv.assertNone(`seed ${SEED}`);
   } catch (err) {

@@ -37,6 +37,7 @@ export class EtcdCluster {
   /** Starts `size` members in `dir` and resolves once every one answers on its client port. */
   static async start(dir: string, size = 3): Promise<EtcdCluster> {
     if (!fs.existsSync(ETCD)) throw new Error(`${ETCD} is missing: install Debian's etcd-server (make test-deps does)`);
+    fs.mkdirSync(dir, { recursive: true });
     const members: Member[] = [];
     for (let i = 0; i < size; i++) {
       members.push({ name: `m${i + 1}`, client: await freePort(), peer: await freePort(), dir: path.join(dir, `m${i + 1}`) });
