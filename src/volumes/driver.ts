@@ -129,24 +129,29 @@ export class Driver {
       }
       const first = v.leases.size === 0;
       const target = vol.bindTarget(v, layout);
-      // Also re-creates a bind mount lost behind our back (a crash, an operator's umount).
-      if (first || !(await mounter.isMountPoint(target))) {
-        const dir = await openDirectory(v, this.deps.confinement);
-        try {
-          if (first && v.options.label && this.deps.labeler.enabled) await this.deps.labeler.relabel(dir);
-          await mounter.bind(dir.fd, target, v.options.readOnly);
-        } catch (err) {
-          // The errno stays in the message (EPERM, ENOSPC, …); the volume's name goes in front.
-          throw new HostvolError(`volume "${name}": mount failed: ${describe(err)}`);
-        } finally {
-          await dir.close();
-        }
-      }
+      // Decided before anything is done: the store also rules on Z and on volumes being removed, in
+      // one transaction (in a cluster, other nodes' mounts and removes count), so a refused Mount
+      // touches nothing. A bind that then fails gives the lease back.
+      await store.setLease({ volume: name, id, count, bootId, generation }, { exclusive: !held && v.options.label === 'Z' });
       try {
-        // Z is decided by the store too, in one transaction: in a cluster other nodes' mounts count.
-        await store.setLease({ volume: name, id, count, bootId, generation }, { exclusive: !held && v.options.label === 'Z' });
+        // Also re-creates a bind mount lost behind our back (a crash, an operator's umount).
+        if (first || !(await mounter.isMountPoint(target))) {
+          const dir = await openDirectory(v, this.deps.confinement);
+          try {
+            if (first && v.options.label && this.deps.labeler.enabled) await this.deps.labeler.relabel(dir);
+            await mounter.bind(dir.fd, target, v.options.readOnly);
+          } catch (err) {
+            // The errno stays in the message (EPERM, ENOSPC, …); the volume's name goes in front.
+            throw new HostvolError(`volume "${name}": mount failed: ${describe(err)}`);
+          } finally {
+            await dir.close();
+          }
+        }
       } catch (err) {
-        if (first) await this.releaseBind(v);
+        const back = held ? { count: held.count, generation: held.generation } : { count: 0, generation };
+        await store.setLease({ volume: name, id, bootId, ...back }).catch((e) =>
+          this.deps.log.error({ volume: name, id, err: describe(e) }, 'could not give back the lease of a failed mount; Remove drops it'),
+        );
         throw err;
       }
       v.leases.set(id, { count, generation, inherited: false });
