@@ -141,6 +141,11 @@ export class EtcdStore implements Store {
       if (!v.record) throw this.gone(name);
       const compare = [modIs(this.keys.volume(name), v.recordMod)];
       if (state === 'removing') {
+        // A node whose table lags may still know an earlier volume of this name: it must not remove
+        // the one another node is making now.
+        if (v.record.state === 'creating' && v.record.node !== this.keys.node) {
+          throw new ConflictError(`volume "${name}" is being created by node ${v.record.node}; remove it once it is ready`);
+        }
         this.refuseOthers(name, v, 'removed');
         compare.push(modIs(this.keys.guard(name), v.guardMod));
       }

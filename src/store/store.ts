@@ -78,7 +78,8 @@ export interface Store {
   insertVolume(rec: VolumeRecord): Promise<VolumeRecord | undefined>;
   /**
    * Marking a volume 'removing' is refused (ConflictError naming the nodes) while another node holds
-   * a lease of it, decided in one transaction; from then on no node can take a lease of it.
+   * a lease of it, decided in one transaction; from then on no node can take a lease of it. A
+   * volume another node is still creating cannot be marked 'removing' either.
    */
   setState(name: string, state: RecordState): Promise<void>;
   /** Forgets a volume and this node's leases of it, at once; refused like setState 'removing'. */

@@ -92,6 +92,9 @@ test('removing and forgetting a volume are refused while another node holds a le
   await expect(a.setLease(lease('r', 'm2'))).rejects.toThrow('volume "r" is being removed (node node2); it cannot be mounted');
   await b.deleteVolume('r');
   await expect(a.setLease(lease('r', 'm2'))).rejects.toThrow('volume "r" has no record in etcd: another node removed it');
+  // A node whose table still knows the removed volume cannot remove the next one while it is being made.
+  await a.insertVolume(rec('r', { state: 'creating' }));
+  await expect(b.setState('r', 'removing')).rejects.toThrow('volume "r" is being created by node node1; remove it once it is ready');
 });
 
 test("watch reports other nodes' changes in order, never this node's own, and a late one is no longer current", async () => {
