@@ -143,6 +143,7 @@ test('a data root other nodes do not share is refused at load, naming the node a
   const [a] = await nodes(1);
   const other = fs.mkdtempSync(path.join(dir, 'other-'));
   const b = new EtcdStore({ ...a.config, node: 'node2', dataRoot: other }, pino({ level: 'silent' }));
+  stores.push(b);
   await expect(b.load()).rejects.toThrow(
     `data root ${other} is not the file system node "node1" sees: its marker ${other}/.hostvol-cluster/node1 is missing; mount the shared file system at ${a.config.dataRoot} on every node`,
   );
