@@ -1,44 +1,24 @@
 // The cluster store: volume records and mount leases in etcd v3 (layout: etcd-keys.ts), shared by
 // every node. Each change is one transaction guarded by the revisions its decision was read at
 // (mod_revision compares), so two nodes deciding at once cannot both win: the loser re-reads and
-// decides again. What this node holds (its mount leases) is also kept here, in `held`, so that it
-// can be put back after an outage: Unmounts made while etcd was unreachable are applied once it
-// answers, and leases lost with the node's etcd lease are taken again (or the conflict is logged).
-import type { IRequestOp, IKeyValue, ICompare, ITxnResponse } from 'etcd3';
+// decides again. What this node holds is also kept in memory (etcd-own-leases.ts), so that it can
+// be put back after an outage.
+import type { ICompare, IRequestOp, ITxnResponse } from 'etcd3';
 import type { Logger } from 'pino';
 import { ConflictError, HostvolError, describe } from '../errors';
-import { Keys, decodeRecord, encodeRecord, plain, prefixEnd, withState, type StoredLease, type StoredRecord } from './etcd-keys';
+import { Keys, decodeRecord, encodeRecord, plain, withState, type StoredLease } from './etcd-keys';
 import { checkSharedDataRoot, publishNode } from './etcd-marker';
+import { absent, del, modIs, put, range, readView, txn, type View } from './etcd-ops';
+import { OwnLeases, encodeLease, type Held } from './etcd-own-leases';
 import { EtcdSession, type EtcdConfig } from './etcd-session';
 import { RecordFeed } from './etcd-watch';
 import type { LeaseRecord, RecordState, RemoteChange, Snapshot, Store, StoreHealth, VolumeRecord } from './store';
 
 export type { EtcdConfig } from './etcd-session';
 
-/** What one transaction's decision was read from: the record, the guard and every lease of a volume. */
-interface View {
-  record?: StoredRecord;
-  recordMod: string;
-  guardMod: string;
-  leases: { key: string; node: string; id: string }[];
-}
-
-interface Held extends StoredLease {
-  volume: string;
-  id: string;
-}
-
 /** How often a decision is re-read and tried again when another node changed what it read. */
 const ATTEMPTS = 20;
 const CREATING_POLL_MS = 100;
-
-const put = (key: string, value: string, lease?: string): IRequestOp => ({ request_put: { key: Buffer.from(key), value: Buffer.from(value), lease } });
-const del = (key: string, prefix = false): IRequestOp => ({
-  request_delete_range: { key: Buffer.from(key), range_end: prefix ? prefixEnd(key) : undefined },
-});
-const range = (key: string, prefix = false): IRequestOp => ({ request_range: { key: Buffer.from(key), range_end: prefix ? prefixEnd(key) : undefined } });
-const modIs = (key: string, rev: string): ICompare => ({ key: Buffer.from(key), target: 'Mod', result: 'Equal', mod_revision: rev });
-const absent = (key: string): ICompare => ({ key: Buffer.from(key), target: 'Version', result: 'Equal', version: 0 });
 
 export class EtcdStore implements Store {
   /** One set of volumes for every node: dockerd then treats a volume as the cluster's. */
@@ -46,13 +26,7 @@ export class EtcdStore implements Store {
   readonly keys: Keys;
   readonly session: EtcdSession;
   private readonly feed: RecordFeed;
-  /** This node's leases by key, as last recorded by the driver: what etcd should hold for it. */
-  private readonly held = new Map<string, Held>();
-  /** Own lease keys whose value in etcd may differ from `held` (an Unmount while etcd was away). */
-  private readonly dirty = new Set<string>();
-  /** Records this node may have written though the write was not confirmed: removed once etcd answers. */
-  private readonly unconfirmed = new Map<string, string>();
-  private repairing?: Promise<void>;
+  private readonly own: OwnLeases;
   /** This node's data-root marker token (etcd-marker.ts). */
   private token = '';
 
@@ -63,8 +37,9 @@ export class EtcdStore implements Store {
     this.keys = new Keys(config.prefix.replace(/\/+$/, ''), config.node);
     this.session = new EtcdSession(config, log);
     this.feed = new RecordFeed(this.keys, log);
-    this.session.onRestored = () => this.repair();
-    this.session.onRegained = () => this.retake();
+    this.own = new OwnLeases(this.session, log);
+    this.session.onRestored = () => this.own.repair();
+    this.session.onRegained = () => this.regained();
   }
 
   /**
@@ -98,7 +73,7 @@ export class EtcdStore implements Store {
         ]);
         if (!moved.succeeded) continue;
         const l = JSON.parse(kv.value.toString()) as StoredLease;
-        this.held.set(key, { ...l, volume: at.volume, id: at.id });
+        this.own.taken(key, { ...l, volume: at.volume, id: at.id });
         leases.push({ volume: at.volume, id: at.id, count: l.count, bootId: l.bootId, generation: l.generation });
       }
       const gen = res.responses[2].response_range.kvs[0];
@@ -118,13 +93,17 @@ export class EtcdStore implements Store {
     const until = Date.now() + this.session.opTimeoutMs;
     for (;;) {
       const res = await this.write(rec.name, `record volume "${rec.name}"`, [absent(key)], [put(key, value, lease)], [range(key)], () =>
-        this.unconfirmed.set(key, value),
+        this.own.unconfirmedRecord(key, value),
       );
       if (res.succeeded) return undefined;
       const kv = res.responses[0].response_range.kvs[0];
       const theirs = decodeRecord(kv.value);
       if (kv.value.toString() === value) return undefined; // our own write, retried after a lost reply
-      if (theirs.state === 'ready') return plain(theirs);
+      if (theirs.state === 'ready') {
+        // Known now at this revision: older reports of it (its 'creating') must not undo that.
+        this.feed.saw(rec.name, Number(kv.mod_revision));
+        return plain(theirs);
+      }
       if (theirs.state === 'removing') {
         throw new ConflictError(`volume "${rec.name}" is being removed by node ${theirs.node}; create it again once that is done`);
       }
@@ -164,22 +143,18 @@ export class EtcdStore implements Store {
       this.refuseOthers(name, v, 'removed');
       const compare = [modIs(k.guard(name), v.guardMod), v.record ? modIs(k.volume(name), v.recordMod) : absent(k.volume(name))];
       const res = await this.write(name, `forget volume "${name}"`, compare, [del(k.volume(name)), del(k.guard(name)), del(k.ownLeasesOf(name), true)]);
-      if (res.succeeded) {
-        for (const [key, h] of this.held) if (h.volume === name) (this.held.delete(key), this.dirty.delete(key));
-        return;
-      }
+      if (res.succeeded) return this.own.forget(name);
     }
     throw this.contended(name);
   }
 
   async setLease(lease: LeaseRecord, opts: { exclusive?: boolean } = {}): Promise<number> {
     const key = this.keys.lease(lease.volume, lease.id);
-    const before = this.held.get(key);
-    if (lease.count <= 0 || (before && lease.count < before.count)) return this.release(key, lease, before);
-    const stored: Held = { volume: lease.volume, id: lease.id, count: lease.count, bootId: lease.bootId, generation: lease.generation, exclusive: !!opts.exclusive || !!before?.exclusive };
-    const token = await this.take(key, stored, !!opts.exclusive, `record a mount of volume "${lease.volume}"`);
-    this.held.set(key, stored);
-    return token;
+    const before = this.own.held.get(key);
+    if (lease.count <= 0 || (before && lease.count < before.count)) return this.own.release(key, lease).then(() => 0);
+    const exclusive = !!opts.exclusive;
+    const h: Held = { volume: lease.volume, id: lease.id, count: lease.count, bootId: lease.bootId, generation: lease.generation, exclusive: exclusive || !!before?.exclusive };
+    return this.take(key, h, exclusive, `record a mount of volume "${lease.volume}"`);
   }
 
   async setGeneration(n: number): Promise<void> {
@@ -187,10 +162,10 @@ export class EtcdStore implements Store {
   }
 
   async dropLeasesFromOtherBoots(bootId: string): Promise<number> {
-    const stale = [...this.held].filter(([, h]) => h.bootId !== bootId).map(([key]) => key);
+    const stale = [...this.own.held].filter(([, h]) => h.bootId !== bootId).map(([key]) => key);
     if (stale.length === 0) return 0;
     await this.txn('drop the mount leases of a previous boot', [], stale.map((key) => del(key)));
-    for (const key of stale) this.held.delete(key);
+    for (const key of stale) this.own.held.delete(key);
     return stale.length;
   }
 
@@ -214,7 +189,7 @@ export class EtcdStore implements Store {
    */
   private async take(key: string, l: Held, exclusive: boolean, what: string): Promise<number> {
     const k = this.keys;
-    const value = JSON.stringify({ count: l.count, bootId: l.bootId, generation: l.generation, exclusive: l.exclusive } satisfies StoredLease);
+    const value = encodeLease(l);
     for (let i = 0; i < ATTEMPTS; i++) {
       const v = await this.view(l.volume, what);
       if (!v.record) throw this.gone(l.volume);
@@ -228,103 +203,26 @@ export class EtcdStore implements Store {
             'stop that container first, or use a volume without Z',
         );
       }
-      const res = await this.txn(what, [modIs(k.volume(l.volume), v.recordMod), modIs(k.guard(l.volume), v.guardMod)], [put(key, value, this.session.id), put(k.guard(l.volume), k.node)], [], () =>
-        this.dirty.add(key),
-      );
+      const compare = [modIs(k.volume(l.volume), v.recordMod), modIs(k.guard(l.volume), v.guardMod)];
+      const res = await this.txn(what, compare, [put(key, value, this.session.id), put(k.guard(l.volume), k.node)], [], () => this.own.uncertain(key));
       if (res.succeeded) {
-        this.dirty.delete(key);
+        this.own.taken(key, l);
         return Number(res.header.revision);
       }
     }
     throw this.contended(l.volume);
   }
 
-  /**
-   * An Unmount: it only ever makes room for others, so when etcd does not answer it is queued and
-   * applied once etcd is back (the lease would expire with the node's etcd lease anyway).
-   */
-  private async release(key: string, lease: LeaseRecord, before: Held | undefined): Promise<number> {
-    if (lease.count > 0) this.held.set(key, { ...before!, count: lease.count, generation: lease.generation });
-    else this.held.delete(key);
-    this.dirty.add(key);
-    if (!this.session.status().available) {
-      this.log.warn({ volume: lease.volume, id: lease.id, count: lease.count }, 'etcd unreachable: the unmount is queued and applied once etcd is back');
-      return 0;
-    }
-    try {
-      await this.sync(key);
-    } catch (err) {
-      this.log.warn({ volume: lease.volume, id: lease.id, err: describe(err) }, 'etcd unreachable: the unmount is queued and applied once etcd is back');
-    }
-    return 0;
-  }
-
-  /** Makes etcd hold what `held` says for one own lease key. */
-  private async sync(key: string): Promise<void> {
-    const h = this.held.get(key);
-    const op = h
-      ? put(key, JSON.stringify({ count: h.count, bootId: h.bootId, generation: h.generation, exclusive: h.exclusive } satisfies StoredLease), this.session.id)
-      : del(key);
-    await this.txn(`release a mount of volume "${h?.volume ?? key}"`, [], [op]);
-    this.dirty.delete(key);
-  }
-
-  /** etcd answers again: apply the queued Unmounts, and remove records whose write was never confirmed. */
-  private repair(): Promise<void> {
-    this.repairing ??= (async () => {
-      try {
-        for (const key of [...this.dirty]) await this.sync(key);
-        for (const [key, value] of [...this.unconfirmed]) {
-          await this.txn('undo an unconfirmed create', [{ key: Buffer.from(key), target: 'Value', result: 'Equal', value: Buffer.from(value) }], [del(key)]);
-          this.unconfirmed.delete(key);
-        }
-        if (this.dirty.size === 0) this.log.info('changes queued while etcd was unreachable are applied');
-      } finally {
-        this.repairing = undefined;
-      }
-    })();
-    return this.repairing;
-  }
-
-  /**
-   * The node's etcd lease expired while etcd was away, and every key on it with it: take each
-   * lease this node still has again, under the same rules as a Mount. A `Z` volume another node
-   * mounted meanwhile cannot be taken back; that is logged as an error, since a container here still
-   * has it mounted: stop it.
-   */
-  private async retake(): Promise<void> {
-    this.unconfirmed.clear(); // they were attached to the lost lease: gone with it
-    for (const [key, h] of [...this.held]) {
-      try {
-        await this.take(key, h, h.exclusive, `take again a mount of volume "${h.volume}"`);
-        this.log.info({ volume: h.volume, id: h.id }, 'took a mount lease again after the etcd lease was lost');
-      } catch (err) {
-        if (!(err instanceof ConflictError)) {
-          this.dirty.add(key);
-          continue;
-        }
-        this.log.error(
-          { volume: h.volume, id: h.id, err: describe(err) },
-          'CONFLICT: while this node was cut off from etcd its lease expired and another node took this volume; a container on this node still has it mounted: stop it',
-        );
-      }
-    }
+  /** A new etcd lease after the old one expired: publish the node again, take its leases again. */
+  private async regained(): Promise<void> {
     await publishNode(this.session, this.keys, this.token, this.config.dataRoot).catch((err) =>
       this.log.error({ err: describe(err) }, 'could not publish this node again'),
     );
-    await this.repair();
+    await this.own.retake((key, h) => this.take(key, h, h.exclusive, `take again a mount of volume "${h.volume}"`));
   }
 
-  private async view(name: string, what: string): Promise<View> {
-    const k = this.keys;
-    const res = await this.txn(what, [], [range(k.volume(name)), range(k.guard(name)), range(k.leasesOf(name), true)]);
-    const [rec, guard, leases] = res.responses.map((r) => r.response_range.kvs);
-    return {
-      record: rec[0] ? decodeRecord(rec[0].value) : undefined,
-      recordMod: rec[0]?.mod_revision ?? '0',
-      guardMod: guard[0]?.mod_revision ?? '0',
-      leases: leases.map((kv: IKeyValue) => ({ key: kv.key.toString(), ...k.parseLease(kv.key.toString())! })),
-    };
+  private view(name: string, what: string): Promise<View> {
+    return readView(this.session, this.keys, name, what);
   }
 
   /** A change of a record: bracketed for the watch, so its echo is not taken for another node's. */
@@ -340,15 +238,8 @@ export class EtcdStore implements Store {
     }
   }
 
-  /** One transaction within the time bound; `unconfirmed` runs when it may have committed unseen. */
-  private async txn(what: string, compare: ICompare[], success: IRequestOp[], failure: IRequestOp[] = [], unconfirmed?: () => void): Promise<ITxnResponse> {
-    const client = this.session.client;
-    try {
-      return await this.session.call(what, () => client.kv.txn({ compare, success, failure }));
-    } catch (err) {
-      unconfirmed?.();
-      throw err;
-    }
+  private txn(what: string, compare: ICompare[], success: IRequestOp[], failure: IRequestOp[] = [], unconfirmed?: () => void): Promise<ITxnResponse> {
+    return txn(this.session, what, compare, success, failure, unconfirmed);
   }
 
   /** No other node may hold a lease of a volume that is removed. */

@@ -159,6 +159,9 @@ test('quorum lost: clean Errs within the bound, Get/List answer (stale), Unmount
   await waitFor('the queued unmount to land', async () => (await remove(2, 'cut')) === '', 20_000);
   expect(await create(1, 'cut-new')).toBe('');
   expect((await get(1, 'cut-new')).json.Volume.Status.stale).toBeUndefined();
+  // The watch is back too: a volume made on one node is known on the others within seconds.
+  await known(0, 'cut-new');
+  await known(2, 'cut-new');
 });
 
 test('a node frozen past its lease TTL takes its leases again when it wakes, or logs the conflict when another node took a Z volume', async () => {
