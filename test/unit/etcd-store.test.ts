@@ -148,3 +148,31 @@ test('a data root other nodes do not share is refused at load, naming the node a
     `data root ${other} is not the file system node "node1" sees: its marker ${other}/.hostvol-cluster/node1 is missing; mount the shared file system at ${a.config.dataRoot} on every node`,
   );
 });
+
+test('an Unmount while etcd is down answers at once and is applied when etcd is back (long before the lease TTL)', async () => {
+  const [a, b] = await nodes(2, 60);
+  await a.insertVolume(rec('q'));
+  await a.setLease(lease('q', 'm1'), { exclusive: true });
+  await etcd.kill(0);
+  try {
+    const t0 = Date.now();
+    await a.setLease(lease('q', 'm1', 0));
+    expect(Date.now() - t0).toBeLessThan(8000);
+    expect(a.health()).toMatchObject({ available: false, reason: expect.any(String), since: expect.any(String) });
+    await expect(b.setLease(lease('q', 'm2'), { exclusive: true })).rejects.toThrow(/etcd .* is unreachable or has no quorum/);
+  } finally {
+    await etcd.restart(0);
+  }
+  // Within seconds, not the 60 s TTL: the queued release was applied, not expired.
+  const t1 = Date.now();
+  for (;;) {
+    try {
+      await b.setLease(lease('q', 'm2'), { exclusive: true });
+      break;
+    } catch (err) {
+      if (Date.now() - t1 > 15_000) throw err;
+      await sleep(200);
+    }
+  }
+  expect(a.health()).toEqual({ available: true });
+});
