@@ -8,6 +8,13 @@ import * as path from 'node:path';
 
 export const ETCD = process.env.ETCD_BIN ?? '/usr/bin/etcd';
 
+/** PEM files for a TLS cluster: clients must present a certificate signed by `ca`. */
+export interface EtcdTls {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
 interface Member {
   name: string;
   client: number;
@@ -32,17 +39,18 @@ export class EtcdCluster {
   private constructor(
     readonly dir: string,
     private readonly members: Member[],
+    readonly tls?: EtcdTls,
   ) {}
 
   /** Starts `size` members in `dir` and resolves once every one answers on its client port. */
-  static async start(dir: string, size = 3): Promise<EtcdCluster> {
+  static async start(dir: string, size = 3, tls?: EtcdTls): Promise<EtcdCluster> {
     if (!fs.existsSync(ETCD)) throw new Error(`${ETCD} is missing: install Debian's etcd-server (make test-deps does)`);
     fs.mkdirSync(dir, { recursive: true });
     const members: Member[] = [];
     for (let i = 0; i < size; i++) {
       members.push({ name: `m${i + 1}`, client: await freePort(), peer: await freePort(), dir: path.join(dir, `m${i + 1}`) });
     }
-    const cluster = new EtcdCluster(dir, members);
+    const cluster = new EtcdCluster(dir, members, tls);
     for (let i = 0; i < size; i++) cluster.startMember(i);
     await Promise.all(members.map((_, i) => cluster.waitHealthy(i)));
     return cluster;
@@ -50,7 +58,7 @@ export class EtcdCluster {
 
   /** Client URLs of every member, as `--etcd` takes them. */
   get urls(): string[] {
-    return this.members.map((m) => `http://127.0.0.1:${m.client}`);
+    return this.members.map((m) => `${this.tls ? 'https' : 'http'}://127.0.0.1:${m.client}`);
   }
 
   get size(): number {
@@ -71,7 +79,8 @@ export class EtcdCluster {
       ETCD,
       [
         '--name', m.name, '--data-dir', m.dir,
-        '--listen-client-urls', `http://127.0.0.1:${m.client}`, '--advertise-client-urls', `http://127.0.0.1:${m.client}`,
+        '--listen-client-urls', this.urls[i], '--advertise-client-urls', this.urls[i],
+        ...(this.tls ? ['--cert-file', this.tls.cert, '--key-file', this.tls.key, '--trusted-ca-file', this.tls.ca, '--client-cert-auth'] : []),
         '--listen-peer-urls', `http://127.0.0.1:${m.peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${m.peer}`,
         '--initial-cluster', initial, '--initial-cluster-state', 'new', '--initial-cluster-token', path.basename(this.dir),
         // Short heartbeats: a lost leader is replaced in well under a second on loopback.
@@ -100,6 +109,7 @@ export class EtcdCluster {
   /** Resolves once member i answers /health with a leader (the cluster has quorum). */
   async waitHealthy(i: number, timeoutMs = 20_000): Promise<void> {
     const url = `http://127.0.0.1:${this.members[i].client}/health`;
+    if (this.tls) return this.waitListening(i, timeoutMs);
     const until = Date.now() + timeoutMs;
     for (;;) {
       try {
@@ -110,6 +120,20 @@ export class EtcdCluster {
         // not up yet
       }
       if (Date.now() > until) throw new Error(`etcd member ${this.members[i].name} not healthy after ${timeoutMs} ms (log: ${this.dir}/${this.members[i].name}.log)`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** A TLS member asks for a client certificate even on /health: wait until its port accepts connections. */
+  private async waitListening(i: number, timeoutMs: number): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const ok = await new Promise<boolean>((resolve) => {
+        const s = net.connect(this.members[i].client, '127.0.0.1', () => (s.destroy(), resolve(true)));
+        s.on('error', () => resolve(false));
+      });
+      if (ok) return;
+      if (Date.now() > until) throw new Error(`etcd member ${this.members[i].name} not listening after ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }
