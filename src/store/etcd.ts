@@ -52,12 +52,18 @@ export class EtcdStore implements Store {
     try {
       this.token = await checkSharedDataRoot(this.session, this.keys, this.config.dataRoot);
       const k = this.keys;
-      const res = await this.txn('read the volume records', [], [range(k.volumes(), true), range(k.allLeases(), true), range(k.generation())]);
+      const res = await this.txn('read the volume records', [], [
+        range(k.volumes(), true), range(k.allLeases(), true), range(k.generation()), range(k.nodes(), true),
+      ]);
+      const live = new Set(res.responses[3].response_range.kvs.map((kv) => k.nameOf(kv.key.toString())));
       const volumes: VolumeRecord[] = [];
       for (const kv of res.responses[0].response_range.kvs) {
         const rec = decodeRecord(kv.value);
         // Another node's create in progress is not a volume yet; the watch reports it once ready.
         if (rec.state === 'creating' && rec.node !== k.node) continue;
+        // Start-up finishes every remove it is handed: one a live node is still doing (or may undo,
+        // when it fails before deleting anything) is that node's; one of a node that is gone is ours.
+        if (rec.state === 'removing' && rec.node !== k.node && live.has(rec.node)) continue;
         volumes.push(plain(rec));
         this.feed.saw(rec.name, Number(kv.mod_revision));
       }

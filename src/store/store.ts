@@ -31,7 +31,11 @@ export interface LeaseRecord {
 
 /** Everything a store holds for this node, read once at start-up. */
 export interface Snapshot {
-  /** Every volume (of every node), plus this node's own unfinished ones ('creating' of others are left out). */
+  /**
+   * Every volume of every node that start-up may act on: ready ones, this node's unfinished ones, and
+   * removes left by nodes that are gone (start-up finishes them). Another node's create or remove in
+   * progress is left out; the watch reports how it ends.
+   */
   volumes: Iterable<VolumeRecord>;
   /** This node's leases. */
   leases: LeaseRecord[];

@@ -139,6 +139,22 @@ test("a node restarted within the TTL takes its leases over; one away longer los
   expect([...snap.volumes].map((v) => v.name)).toEqual(['k']);
 });
 
+test("start-up is handed a live node's remove in progress only once that node is gone", async () => {
+  const [a] = await nodes(1);
+  await a.insertVolume(rec('gone'));
+  await a.setState('gone', 'removing');
+  const b = await node('node2', a.config.prefix, a.config.dataRoot);
+  const names = async (s: EtcdStore) => {
+    const fresh = new EtcdStore({ ...s.config }, pino({ level: 'silent' }));
+    stores.push(fresh);
+    return [...(await fresh.load()).volumes].map((v) => `${v.name}:${v.state}`);
+  };
+  expect(await names(b)).toEqual([]);
+  await a.close();
+  await sleep(2500); // node1's lease (TTL 2 s) and its liveness key expire
+  expect(await names(b)).toEqual(['gone:removing']);
+});
+
 test('a data root other nodes do not share is refused at load, naming the node and the fix', async () => {
   const [a] = await nodes(1);
   const other = fs.mkdtempSync(path.join(dir, 'other-'));
