@@ -27,6 +27,8 @@ export class EtcdStore implements Store {
   readonly session: EtcdSession;
   private readonly feed: RecordFeed;
   private readonly own: OwnLeases;
+  /** A generation not yet written (etcd was unreachable). */
+  private generation?: number;
   /** This node's data-root marker token (etcd-marker.ts). */
   private token = '';
 
@@ -38,7 +40,7 @@ export class EtcdStore implements Store {
     this.session = new EtcdSession(config, log);
     this.feed = new RecordFeed(this.keys, log);
     this.own = new OwnLeases(this.session, log);
-    this.session.onRestored = () => this.own.repair();
+    this.session.onRestored = () => this.writeGeneration().then(() => this.own.repair());
     this.session.onRegained = () => this.regained();
   }
 
@@ -163,8 +165,20 @@ export class EtcdStore implements Store {
     return this.take(key, h, exclusive, `record a mount of volume "${lease.volume}"`);
   }
 
+  /**
+   * dockerd's Activate must not fail because etcd is away (the plugin would be unusable once etcd is
+   * back): the generation is this node's alone, so when etcd does not answer it is written later.
+   */
   async setGeneration(n: number): Promise<void> {
+    this.generation = n;
+    await this.writeGeneration().catch((err) => this.log.warn({ generation: n, err: describe(err) }, 'client generation recorded once etcd is back'));
+  }
+
+  private async writeGeneration(): Promise<void> {
+    const n = this.generation;
+    if (n === undefined) return;
     await this.txn('record the client generation', [], [put(this.keys.generation(), String(n))]);
+    if (this.generation === n) this.generation = undefined;
   }
 
   async dropLeasesFromOtherBoots(bootId: string): Promise<number> {

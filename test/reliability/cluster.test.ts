@@ -145,9 +145,11 @@ test('quorum lost: clean Errs within the bound, Get/List answer (stale), Unmount
     expect(got.Name).toBe('cut');
     expect(got.Status.stale).toMatch(/^since /);
     expect(await listed(2)).toContain('cut');
-    // The Unmount answers at once; it is applied once etcd is back.
+    // The Unmount answers at once; it is applied once etcd is back. So does an Activate (a dockerd
+    // started meanwhile must be able to use the plugin once etcd is back).
     const t0 = Date.now();
     expect(await unmount(0, 'cut', 'c1')).toBe('');
+    expect((await c.call(2, '/Plugin.Activate', {})).json).toEqual({ Implements: ['VolumeDriver'] });
     expect(Date.now() - t0).toBeLessThan(bound);
   } finally {
     await c.etcd.restart(1);
