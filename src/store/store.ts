@@ -93,8 +93,12 @@ export interface Store {
    * of a 'ready' volume. With `exclusive` (option Z) it is refused (ConflictError) when any other
    * Mount ID, on any node, holds the volume: checked and written in one transaction. Resolves to a
    * fencing token that grows with every lease taken of any volume (etcd: the key's mod revision).
+   * The one change that may resolve before it is durable: a count going down (an Unmount) while the
+   * store is unavailable (etcd unreachable) is kept and written once it is back; it only makes room
+   * for others, and a cut-off node's leases expire anyway. It then resolves to 0.
    */
   setLease(lease: LeaseRecord, opts?: { exclusive?: boolean }): Promise<number>;
+  /** This node's alone: the etcd store, like an Unmount, writes it once etcd is back if it cannot now. */
   setGeneration(n: number): Promise<void>;
   /** Drops leases recorded under another boot (after a reboot no process can still hold them); how many. */
   dropLeasesFromOtherBoots(bootId: string): Promise<number>;
