@@ -14,8 +14,9 @@ import { Confinement, realLocation } from './host/paths';
 import { recover } from './volumes/recover';
 import { createApp } from './plugin/server';
 import { refusingApp } from './plugin/refusal';
-import { SqliteStore } from './store/sqlite';
+import { openStore, type ClusterConfig } from './store/open';
 import type { Store } from './store/store';
+import { follow } from './volumes/follow';
 import { mountedElsewhere } from './host/inuse';
 import { createMetrics, timedMounter, timedStore, type Metrics } from './admin/metrics';
 import { DockerClient, dockerSocketOf } from './admin/docker';
@@ -48,6 +49,8 @@ export interface Config {
   metricsAddress?: string;
   /** dockerd's API: unix:///path or a path (default /var/run/docker.sock). */
   dockerHost?: string;
+  /** Cluster mode: volume records and mount leases in etcd, shared by every node (scope global). */
+  cluster?: ClusterConfig;
 }
 
 export const defaults: Config = {
@@ -121,18 +124,20 @@ export async function startDaemon(config: Config, deps: { log?: Logger; mounter?
     }
   }
 
-  let store: SqliteStore | undefined;
+  let store: Store | undefined;
+  let stopFollowing = () => undefined as unknown;
   try {
-    store = new SqliteStore(config.stateDir);
+    store = openStore(config, log);
     const mounter = timedMounter(deps.mounter ?? systemMounter, metrics);
     const driver = await openDriver(config, timedStore(store, metrics), log, mounter, deps.labeler ?? createLabeler(config.selinux));
     // Only once the store is open (and so this process owns it) is it given an id and claimed.
+    stopFollowing = follow(driver);
     const storeId = ensureStoreId(config.stateDir);
     if (claimFile) writeClaim(claimFile, { storeId, stateSource });
     resolveReady(driver);
     log.info(
       { socket: config.socket, adminSocket: config.adminSocket, metricsAddress: config.metricsAddress, dataRoot: driver.deps.dataRoot, allowPaths: driver.deps.confinement.roots,
-        storeId, managed: driver.deps.layout.managed, selinux: driver.deps.labeler.enabled, volumes: driver.volumes.size },
+        storeId, scope: store.scope, node: config.cluster?.node, managed: driver.deps.layout.managed, selinux: driver.deps.labeler.enabled, volumes: driver.volumes.size },
       'hostvol ready',
     );
   } catch (err) {
@@ -146,6 +151,7 @@ export async function startDaemon(config: Config, deps: { log?: Logger; mounter?
   const close = () =>
     (closing ??= (async () => {
       await closeAll();
+      stopFollowing();
       await (await ready).idle();
       await store?.close();
       log.info('hostvol stopped');

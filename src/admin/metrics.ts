@@ -94,20 +94,23 @@ async function timed<T>(h: Histogram<'outcome'> | Histogram<'op' | 'outcome'>, l
 
 const CHANGES = ['insertVolume', 'setState', 'deleteVolume', 'setLease', 'setGeneration', 'dropLeasesFromOtherBoots'] as const;
 
-/** The same store, with every change timed until it is durable (what the store's promises mean). */
+/**
+ * The same store, with every change timed until it is durable (what the store's promises mean).
+ * Everything else (scope, load, watch, health, close) is the store's own, called on the store itself.
+ */
 export function timedStore(store: Store, m: Metrics): Store {
-  const t = <A extends unknown[], R>(op: (typeof CHANGES)[number], fn: (...a: A) => Promise<R>) =>
-    (...a: A) => timed(m.storeCommitSeconds, { op }, () => fn.apply(store, a));
-  return {
-    load: () => store.load(),
-    close: () => store.close(),
-    insertVolume: t('insertVolume', store.insertVolume),
-    setState: t('setState', store.setState),
-    deleteVolume: t('deleteVolume', store.deleteVolume),
-    setLease: t('setLease', store.setLease),
-    setGeneration: t('setGeneration', store.setGeneration),
-    dropLeasesFromOtherBoots: t('dropLeasesFromOtherBoots', store.dropLeasesFromOtherBoots),
-  };
+  const timedOps = new Map<PropertyKey, unknown>();
+  for (const op of CHANGES) {
+    const fn = store[op] as (...a: unknown[]) => Promise<unknown>;
+    timedOps.set(op, (...a: unknown[]) => timed(m.storeCommitSeconds, { op }, () => fn.apply(store, a)));
+  }
+  return new Proxy(store, {
+    get(target, prop) {
+      if (timedOps.has(prop)) return timedOps.get(prop);
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
 }
 
 /** The same mounter, with each bind timed. */

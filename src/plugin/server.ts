@@ -47,8 +47,9 @@ const handlers: { [R in Route]: Handler<R> } = {
     return { Volume: { Name: v.name, Mountpoint: v.mountpoint, CreatedAt: v.createdAt, Status: v.status } };
   },
   '/VolumeDriver.List': (d) => listReply(d),
-  // Scope local: the directories are on this host; dockerd asks once (legacy) or before every call (managed).
-  '/VolumeDriver.Capabilities': () => ({ Capabilities: { Scope: 'local' } }),
+  // Scope local: the directories are on this host; global in cluster mode, where every node shares one
+  // set of volumes (a store in etcd). dockerd asks once (legacy) or before every call (managed).
+  '/VolumeDriver.Capabilities': (d) => ({ Capabilities: { Scope: d.deps.store.scope } }),
 };
 
 const byLowerPath = new Map((Object.keys(endpoints) as Route[]).map((r) => [r.toLowerCase(), r]));
