@@ -193,6 +193,11 @@ export class EtcdStore implements Store {
     return this.feed.listen(listener);
   }
 
+  async lookup(name: string): Promise<VolumeRecord | undefined> {
+    const view = await readView(this.session, this.keys, name, `read volume "${name}"`);
+    return view.record ? plain(view.record) : undefined;
+  }
+
   health(): StoreHealth {
     return this.session.status();
   }

@@ -98,6 +98,11 @@ export class SqliteStore implements Store {
     return this.write('drop the mount leases of a previous boot', { op: 'dropLeasesFromOtherBoots', bootId }).then((d) => d.changes);
   }
 
+  /** Every record of this file is in the driver's table from load() on: nothing to look up. */
+  lookup(_name: string): Promise<VolumeRecord | undefined> {
+    return Promise.resolve(undefined);
+  }
+
   /** No other node writes this file: nothing to report, ever. */
   watch(_listener: (change: RemoteChange) => void): () => void {
     return () => undefined;

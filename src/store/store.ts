@@ -108,6 +108,12 @@ export interface Store {
    * has no other writers and never calls it. Returns a function that stops the reports.
    */
   watch(listener: (change: RemoteChange) => void): () => void;
+  /**
+   * The record of `name` as the store holds it now, for a name the driver's table does not know: the
+   * watch may lag (a reconnect after an etcd member died), and a Mount, Unmount or Remove of a volume
+   * another node made must not fail meanwhile. The SQLite store's records are all in the table: none.
+   */
+  lookup(name: string): Promise<VolumeRecord | undefined>;
   health(): StoreHealth;
   close(): Promise<void>;
 }

@@ -7,6 +7,7 @@ import type { Labeler } from '../host/labels';
 import type { Mounter } from '../host/mounter';
 import type { Store } from '../store/store';
 import { bindDirectory, checkPlacement, locate, prepareDirectory, type Placement } from './directory';
+import { catchUp } from './follow';
 import { copyFrom } from './from';
 import { discard, undoCreate } from './teardown';
 import { toHost } from './hostpaths';
@@ -111,7 +112,8 @@ export class Driver {
     this.stale.sweep(this.sweepTarget);
   }
 
-  mount(name: string, id: string): Promise<string> {
+  async mount(name: string, id: string): Promise<string> {
+    await catchUp(this, name);
     return this.lock.run(name, async () => {
       const v = this.visible(name);
       const { layout, store, bootId, mounter } = this.deps;
@@ -159,7 +161,8 @@ export class Driver {
     });
   }
 
-  unmount(name: string, id: string): Promise<void> {
+  async unmount(name: string, id: string): Promise<void> {
+    await catchUp(this, name);
     return this.lock.run(name, async () => {
       const v = this.visible(name);
       const held = v.leases.get(id);
@@ -178,7 +181,8 @@ export class Driver {
     });
   }
 
-  remove(name: string): Promise<void> {
+  async remove(name: string): Promise<void> {
+    await catchUp(this, name);
     return this.lock.run(name, async () => {
       const v = this.visible(name);
       // dockerd sends Remove only when none of its containers references the volume (also with -f),

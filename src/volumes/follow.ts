@@ -41,3 +41,18 @@ function apply(driver: Driver, { name, record, current }: RemoteChange): void {
     driver.volumes.touch();
   }
 }
+
+/**
+ * Before a Mount, Unmount or Remove of a name this node's table lacks: the record is read from the
+ * store, as the watch may not have brought it yet (it lags while it reconnects after an etcd member
+ * died), and applied as a remote change would be. A store without other writers has nothing to add.
+ */
+export async function catchUp(driver: Driver, name: string): Promise<void> {
+  if (driver.volumes.get(name)) return;
+  vol.checkName(name);
+  const record = await driver.deps.store.lookup(name);
+  if (!record) return;
+  await driver.withLock(name, () => {
+    if (!driver.volumes.get(name)) apply(driver, { name, record, current: () => true });
+  });
+}
