@@ -5,7 +5,7 @@ VERSION := $(shell node -p 'require("./package.json").version')
 JEST := node_modules/.bin/jest
 RESULTS := .test-results
 
-.PHONY: build run test test-unit test-e2e system-deps engine registry test-deps plugin plugin-enable bench reliability clean
+.PHONY: build run test test-unit test-e2e system-deps engine registry etcd test-deps plugin plugin-enable bench reliability clean
 
 # npm ci only when the lock file changed since the last install (it rebuilds better-sqlite3 from source).
 node_modules/.installed: package-lock.json
@@ -34,10 +34,15 @@ engine:
 registry:
 	bash test/e2e/install-registry.sh
 
+# Cluster mode's tests start their own etcd members (Debian's etcd-server 3.4; etcdctl to look inside).
+# apt-install.sh keeps the package scripts from starting a system etcd on the default ports.
+etcd:
+	@{ [ -x /usr/bin/etcd ] && command -v etcdctl >/dev/null; } || bash test/e2e/apt-install.sh etcd-server etcd-client
+
 # The reliability suites' instruments: a FUSE layer that forgets unsynced writes at a power cut
 # (fuse3, python3-pyfuse3, run by /usr/bin/python3), an fsync-delaying LD_PRELOAD shim (gcc), and strace,
 # which holds lazyfs's reads so a test can kill a FUSE caller mid-request.
-test-deps:
+test-deps: etcd
 	@{ [ -e /usr/bin/fusermount3 ] && /usr/bin/python3 -c 'import pyfuse3, trio' 2>/dev/null && command -v cc >/dev/null && command -v strace >/dev/null; } || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fuse3 python3-pyfuse3 python3-trio gcc libc6-dev strace; }
 
@@ -48,7 +53,7 @@ test: build system-deps engine registry test-deps
 	$(JEST) --selectProjects e2e --runInBand --verbose --json --outputFile=$(RESULTS)/e2e.json
 	@node test/summary.js $(RESULTS)/*.json
 
-test-unit: build system-deps
+test-unit: build system-deps etcd
 	$(JEST) --selectProjects unit
 
 test-e2e: build system-deps engine registry

@@ -13,7 +13,7 @@ import { targetTable, type TargetRow } from './targets';
 import { fmt, median } from './stats';
 
 /** The parts of a run, for --only. */
-export const PHASES = ['get', 'list', 'durable', 'slowfsync', 'startup', 'engine'] as const;
+export const PHASES = ['get', 'list', 'durable', 'slowfsync', 'startup', 'engine', 'archive'] as const;
 
 export interface Row {
   figure: string;
@@ -133,6 +133,8 @@ export interface ReportInput {
   runtimeS: number;
   argv: string[];
   notes: string[];
+  /** The export/import section (bench/archive.ts), as measured in this run. */
+  archive: string[];
 }
 
 export function render(r: ReportInput): string {
@@ -183,6 +185,10 @@ export function render(r: ReportInput): string {
     '## End to end through a real engine',
     '',
     ...r.engine.lines,
+    '',
+    '## Export and import against GNU tar (issue 12)',
+    '',
+    ...r.archive,
     '',
   ].join('\n');
 }

@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { runArchiveBench } from './archive';
 import { runEngine, type EngineResult } from './engine';
 import { notes } from './notes';
 import { PHASES, commitInfo, loadRows, otherRows, render } from './report';
@@ -57,6 +58,7 @@ async function main(): Promise<void> {
   const samples = emptySamples();
   const figures: Figure[] = [];
   let engine: EngineResult = { lines: ['Not run (--only).'], figures: [] };
+  let archive = ['Not run (--only).'];
   try {
     const ds: Record<number, Dataset> = {};
     const need = (n: number) => async () => (ds[n] ??= await makeDataset(tmp, n));
@@ -114,6 +116,10 @@ async function main(): Promise<void> {
       log('\n== end to end through a real engine');
       engine = await runEngine({ log, n: args.engineRounds });
     }
+    if (args.only.has('archive')) {
+      log('\n== export and import of a 1 GiB tree against GNU tar');
+      archive = (await runArchiveBench({ tmp, bytes: 1 << 30, reps: args.reps, log })).lines;
+    }
   } finally {
     const left = unmountUnder(tmp);
     if (left.length) log(`unmounted what the servers left mounted: ${left.join(' ')}`);
@@ -139,7 +145,7 @@ async function main(): Promise<void> {
   for (const l of targetTable(goals)) log(`  ${l}`);
   if (args.out) {
     const text = render({
-      commit, figures, samples, engine, targets: goals, reps: args.reps, maxReps: args.maxReps, tmp, load, runtimeS, argv, notes: notes(rows, samples),
+      commit, figures, samples, engine, archive, targets: goals, reps: args.reps, maxReps: args.maxReps, tmp, load, runtimeS, argv, notes: notes(rows, samples),
     });
     fs.writeFileSync(args.out, text);
     log(`wrote ${path.relative(REPO, args.out) || args.out}`);

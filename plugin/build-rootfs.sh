@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds plugin/rootfs for the managed plugin from this machine: the Node binary and the libraries
 # ldd lists, hostvol's dist/ and production node_modules, and the empty directories config.json mounts
-# onto. hostvol spawns nothing (mounts and xattrs are libc calls through koffi), so no other binary
-# goes in. Run from the repo root (make plugin).
+# onto. Mounts and xattrs are libc calls through koffi; the one binary hostvol spawns is /usr/bin/zstd,
+# for zstd-compressed export and import (src/archive/compress.ts), so it goes in with its libraries.
+# Run from the repo root (make plugin).
 set -euo pipefail
 OUT=plugin
 R=$OUT/rootfs
@@ -18,6 +19,7 @@ copy_bin() { # copy a binary and every shared library it links to the same paths
   done
 }
 copy_bin "$(command -v node)" /usr/bin/node
+copy_bin /usr/bin/zstd /usr/bin/zstd
 
 cp -r dist package.json package-lock.json "$R/app/"
 # Production dependencies only, pruned from the already built tree (no second native build).

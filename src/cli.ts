@@ -1,6 +1,10 @@
 #!/usr/bin/env node
 // The `hostvol` command: flags and environment variables become a Config; `serve` runs the plugin.
-import { Command, Option } from 'commander';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { adminCommands } from './commands';
+import { ADMIN_SOCKET_NAME, DEFAULT_ADMIN_SOCKET } from './commands/client';
 import { startDaemon, defaults, type Config } from './daemon';
 import { describe } from './errors';
 import { parseHostPaths, withStateSource } from './volumes/hostpaths';
@@ -37,6 +41,23 @@ function serveCommand(): Command {
       new Option('--state-source <hostdir>', 'managed-plugin mode: host directory of the state mount (state.source): the store to serve, and the host path docker volume inspect shows')
         .env('HOSTVOL_STATE_SOURCE'),
     )
+    .addOption(
+      new Option('--admin-socket <path>', `root-only admin API socket (default ${DEFAULT_ADMIN_SOCKET}; managed plugin: ${ADMIN_SOCKET_NAME} beside --socket)`)
+        .env('HOSTVOL_ADMIN_SOCKET'),
+    )
+    .addOption(new Option('--metrics-address <host:port>', 'also serve GET /metrics on TCP (off by default)').env('HOSTVOL_METRICS_ADDRESS'))
+    .addOption(new Option('--docker-host <url>', "dockerd's API socket (unix:///path; default /var/run/docker.sock)").env('DOCKER_HOST'))
+    .addOption(new Option('--etcd <urls>', 'cluster mode: etcd v3 client URLs, comma-separated; volumes and mount leases are shared by every node').env('HOSTVOL_ETCD'))
+    .addOption(new Option('--node-name <name>', 'cluster mode: this node\'s name (default: the hostname)').env('HOSTVOL_NODE_NAME'))
+    .addOption(new Option('--etcd-prefix <prefix>', 'cluster mode: key prefix in etcd').env('HOSTVOL_ETCD_PREFIX').default('/hostvol'))
+    .addOption(
+      new Option('--lease-ttl <seconds>', 'cluster mode: how long the mount leases of a node that died or is cut off outlive it')
+        .env('HOSTVOL_LEASE_TTL').default(10).argParser(positiveInt),
+    )
+    .addOption(new Option('--etcd-cacert <file>', 'cluster mode: CA of the etcd servers (PEM)').env('HOSTVOL_ETCD_CACERT'))
+    .addOption(new Option('--etcd-cert <file>', 'cluster mode: client certificate for etcd (PEM)').env('HOSTVOL_ETCD_CERT'))
+    .addOption(new Option('--etcd-key <file>', 'cluster mode: client key for etcd (PEM)').env('HOSTVOL_ETCD_KEY'))
+    .addOption(new Option('--etcd-timeout-ms <ms>', 'cluster mode: longest wait for etcd before a request is refused').argParser(positiveInt).hideHelp())
     .addOption(new Option('--boot-id-file <file>', 'kernel boot id, to drop leases after a reboot').env('HOSTVOL_BOOT_ID_FILE').default(defaults.bootIdFile).hideHelp())
     .addOption(new Option('--stale-sweep-ms <ms>', 'first delay of the stale-lease sweeper').argParser((v) => Number(v)).hideHelp())
     .addHelpText('after', `\nDriver options (docker volume create -d hostvol -o key=value):\n  ${describeOptions().join('\n  ')}`)
@@ -53,9 +74,45 @@ function serveCommand(): Command {
         stateSource: (flags.stateSource as string | undefined) || undefined,
         bootIdFile: flags.bootIdFile as string,
         staleSweepMs: flags.staleSweepMs as unknown as number | undefined,
+        adminSocket: adminSocketOf(flags),
+        metricsAddress: (flags.metricsAddress as string | undefined) || undefined,
+        dockerHost: (flags.dockerHost as string | undefined) || undefined,
+        cluster: clusterOf(flags),
       };
       await serve(config);
     });
+}
+
+/**
+ * A managed plugin's sockets live in /run/docker/plugins inside it, which dockerd maps to
+ * /run/docker/plugins/<plugin-id>/ on the host: the admin socket goes there too, where the CLI finds
+ * it from the plugin's name. A host service has a fixed default.
+ */
+function adminSocketOf(flags: Record<string, string | string[] | undefined>): string {
+  if (flags.adminSocket) return flags.adminSocket as string;
+  return flags.propagatedMount ? path.join(path.dirname(flags.socket as string), ADMIN_SOCKET_NAME) : DEFAULT_ADMIN_SOCKET;
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive whole number');
+  return n;
+}
+
+/** Without --etcd: the embedded store, nothing else changes. */
+function clusterOf(flags: Record<string, unknown>): Config['cluster'] {
+  const urls = String(flags.etcd ?? '').split(',').map((u) => u.trim()).filter(Boolean);
+  if (urls.length === 0) return undefined;
+  return {
+    urls,
+    node: (flags.nodeName as string | undefined) || os.hostname(),
+    prefix: flags.etcdPrefix as string,
+    leaseTtl: Number(flags.leaseTtl),
+    cacert: flags.etcdCacert as string | undefined,
+    cert: flags.etcdCert as string | undefined,
+    key: flags.etcdKey as string | undefined,
+    opTimeoutMs: flags.etcdTimeoutMs as number | undefined,
+  };
 }
 
 function hostPathsOf(flags: Record<string, string | string[] | undefined>): Config['hostPaths'] {
@@ -88,6 +145,7 @@ const program = new Command('hostvol')
   .description('Docker volume plugin: named volumes as host directories')
   .version(require('../package.json').version as string)
   .addCommand(serveCommand());
+for (const c of adminCommands()) program.addCommand(c);
 
 program.parseAsync(process.argv).catch((err) => {
   process.stderr.write(`hostvol: ${describe(err)}\n`);

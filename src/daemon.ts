@@ -14,8 +14,13 @@ import { Confinement, realLocation } from './host/paths';
 import { recover } from './volumes/recover';
 import { createApp } from './plugin/server';
 import { refusingApp } from './plugin/refusal';
-import { SqliteStore } from './store/sqlite';
+import { openStore, type ClusterConfig } from './store/open';
+import type { Store } from './store/store';
+import { follow } from './volumes/follow';
 import { mountedElsewhere } from './host/inuse';
+import { createMetrics, timedMounter, timedStore, type Metrics } from './admin/metrics';
+import { DockerClient, dockerSocketOf } from './admin/docker';
+import { startAdmin, type AdminListeners } from './admin/serve';
 import { CLAIM_FILE, checkClaim, ensureStoreId, findStore, readClaim, writeClaim } from './store/identity';
 
 export interface Config {
@@ -38,6 +43,14 @@ export interface Config {
   bootIdFile: string;
   /** First delay of the stale-lease sweeper, in ms (tests shorten it). */
   staleSweepMs?: number;
+  /** The admin API's root-only Unix socket; none when unset (the CLI always sets it: cli.ts). */
+  adminSocket?: string;
+  /** Also serve GET /metrics on TCP at HOST:PORT; off when unset. */
+  metricsAddress?: string;
+  /** dockerd's API: unix:///path or a path (default /var/run/docker.sock). */
+  dockerHost?: string;
+  /** Cluster mode: volume records and mount leases in etcd, shared by every node (scope global). */
+  cluster?: ClusterConfig;
 }
 
 export const defaults: Config = {
@@ -54,6 +67,9 @@ export interface Daemon {
   server: http.Server;
   ready: Promise<Driver>;
   log: Logger;
+  metrics: Metrics;
+  /** The admin socket's server (and the metrics listener), when config.adminSocket is set. */
+  admin?: AdminListeners;
   close(): Promise<void>;
 }
 
@@ -65,7 +81,9 @@ export async function startDaemon(config: Config, deps: { log?: Logger; mounter?
   const ready = new Promise<Driver>((res, rej) => ((resolveReady = res), (rejectReady = rej)));
   ready.catch(() => undefined); // surfaced through the requests that await it and through start-up
 
-  const server = http.createServer(createApp(ready, log));
+  const metrics = createMetrics();
+  metrics.watch(ready);
+  const server = http.createServer(createApp(ready, log, metrics.observeRequest));
   // Longer than Go's pooled-connection idle time, so Node does not close a connection dockerd is about to reuse.
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
@@ -76,6 +94,17 @@ export async function startDaemon(config: Config, deps: { log?: Logger; mounter?
     socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   });
   await listenUnix(server, config.socket);
+  let admin: AdminListeners | undefined;
+  if (config.adminSocket) {
+    const docker = new DockerClient(dockerSocketOf(config.dockerHost));
+    admin = await startAdmin({ ready, log, docker, metrics, config }, config.adminSocket, config.metricsAddress).catch(async (err) => {
+      await closeServer(server);
+      throw err;
+    });
+  }
+  const closeAll = async () => {
+    await Promise.all([closeServer(server), admin?.close()]);
+  };
 
   // Managed mode: refuse a store other than the one this plugin instance served (store/identity.ts). The
   // socket stays up: dockerd needs answers, and every volume call then gets the Err that names the fix
@@ -91,43 +120,47 @@ export async function startDaemon(config: Config, deps: { log?: Logger; mounter?
       server.removeAllListeners('request');
       server.on('request', refusingApp(describe(err), config.propagatedMount!, log));
       let closing: Promise<void> | undefined;
-      return { server, ready, log, close: () => (closing ??= closeServer(server)) };
+      return { server, ready, log, metrics, admin, close: () => (closing ??= closeAll()) };
     }
   }
 
-  let store: SqliteStore | undefined;
+  let store: Store | undefined;
+  let stopFollowing = () => undefined as unknown;
   try {
-    store = new SqliteStore(config.stateDir);
-    const driver = await openDriver(config, store, log, deps.mounter ?? systemMounter, deps.labeler ?? createLabeler(config.selinux));
+    store = openStore(config, log);
+    const mounter = timedMounter(deps.mounter ?? systemMounter, metrics);
+    const driver = await openDriver(config, timedStore(store, metrics), log, mounter, deps.labeler ?? createLabeler(config.selinux));
     // Only once the store is open (and so this process owns it) is it given an id and claimed.
+    stopFollowing = follow(driver);
     const storeId = ensureStoreId(config.stateDir);
     if (claimFile) writeClaim(claimFile, { storeId, stateSource });
     resolveReady(driver);
     log.info(
-      { socket: config.socket, dataRoot: driver.deps.dataRoot, allowPaths: driver.deps.confinement.roots,
-        storeId, managed: driver.deps.layout.managed, selinux: driver.deps.labeler.enabled, volumes: driver.volumes.size },
+      { socket: config.socket, adminSocket: config.adminSocket, metricsAddress: config.metricsAddress, dataRoot: driver.deps.dataRoot, allowPaths: driver.deps.confinement.roots,
+        storeId, scope: store.scope, node: config.cluster?.node, managed: driver.deps.layout.managed, selinux: driver.deps.labeler.enabled, volumes: driver.volumes.size },
       'hostvol ready',
     );
   } catch (err) {
     rejectReady(err);
     await store?.close().catch(() => undefined);
-    await closeServer(server);
+    await closeAll();
     throw err;
   }
 
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
-      await closeServer(server);
+      await closeAll();
+      stopFollowing();
       await (await ready).idle();
       await store?.close();
       log.info('hostvol stopped');
     })());
-  return { server, ready, log, close };
+  return { server, ready, log, metrics, admin, close };
 }
 
 /** Start-up work, before any request is served: synchronous file system calls are fine here. */
-async function openDriver(config: Config, store: SqliteStore, log: Logger, mounter: Mounter, labeler: Labeler): Promise<Driver> {
+async function openDriver(config: Config, store: Store, log: Logger, mounter: Mounter, labeler: Labeler): Promise<Driver> {
   fs.mkdirSync(config.dataRoot, { recursive: true, mode: 0o755 });
   const dataRoot = fs.realpathSync(config.dataRoot);
   const stateDir = fs.realpathSync(config.stateDir);

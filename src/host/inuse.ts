@@ -25,17 +25,16 @@ const mountsOf = (pid: string) => readMounts(Number(pid)).catch((): MountEntry[]
  * does with its volumes; false when none has; undefined when this process cannot tell, because it
  * does not see dockerd (a managed plugin runs in its own PID namespace) or `dir` is in no mount.
  *
- * `ownMountsDir` is where hostvol makes its own bind mounts (`<state-dir>/mounts`). On systemd hosts
- * `/` is a shared mount, so those binds propagate into every namespace that is a slave of ours
- * (services with PrivateTmp, ProtectSystem, …) and would look like users forever. A propagated copy
- * is a copy of the mount at the same place, so it sits inside ownMountsDir there too; such entries
- * are not counted. A container's mount is made by runc at the container's own path, below the root it
- * pivots into, and the container's mounts are rprivate, so no later bind of ours reaches it. A copy
- * that did reach a namespace which then pivot-rooted either went away with the old root (detached,
- * as runc does) or is shown under the old root's new place, outside ownMountsDir, and counted: the
- * lease is then kept, the safe side. Only a mount at a path inside ownMountsDir is ignored, and nothing
- * but hostvol's binds and their copies has reason to be there; and so is a mount in the peer group of
- * one of our binds (or a slave of it), which is how a managed plugin's binds show on the host.
+ * `ownMountsDir` is where hostvol makes its own bind mounts (`<state-dir>/mounts`, or a managed plugin's
+ * propagated mount). On systemd hosts `/` is a shared mount, so those binds propagate into every
+ * namespace that is a slave of ours (services with PrivateTmp, ProtectSystem, …) and would look like
+ * users forever; a managed plugin's binds show on the host as peers of its propagated mount. What is
+ * not counted: a mount inside ownMountsDir; a peer of one of our binds (shared:N), which is the bind
+ * itself seen from elsewhere; and a slave of one (master:N) that sits where one of our binds sits, or
+ * below a prefix there (a namespace that pivot-rooted shows its old root's mounts under /.old).
+ * A container's mount sits at its own destination, so it counts even when it is a slave of our bind's
+ * group, as it is when dockerd binds a managed plugin's volume from the host's view of it. (A container
+ * that chose one of our bind targets' paths as its destination would be taken for a copy.)
  */
 export async function mountedElsewhere(dir: string, ownMountsDir: string): Promise<boolean | undefined> {
   const pids = (await fs.promises.readdir('/proc')).filter((p) => /^\d+$/.test(p));
@@ -49,17 +48,18 @@ export async function mountedElsewhere(dir: string, ownMountsDir: string): Promi
   }
   if (!holder) return undefined;
   const root = path.join(holder.root, path.relative(holder.mountPoint, dir));
-  // Peer groups of our own binds: a copy that propagated elsewhere is in the same group (shared:N)
-  // or a slave of it (master:N), wherever it shows: in the host's view of a managed plugin's
-  // propagated mount, or in a slave namespace. Containers' mounts are rprivate, in no group of ours.
+  // Our own binds: their peer groups, and where they sit. A copy of one that propagated elsewhere is in
+  // the same group (shared:N) or a slave of it (master:N).
   const ownGroups = new Set<string>();
+  const peerPoints = new Set<string>();
   for (const m of await readMounts()) {
     if (m.mountPoint !== ownMountsDir && isInside(m.mountPoint, ownMountsDir)) {
+      peerPoints.add(m.mountPoint);
       for (const p of m.propagation) if (p.startsWith('shared:')) ownGroups.add(p.slice(7));
     }
   }
-  const copyOfOurs = (m: MountEntry) => m.propagation.some((p) => ownGroups.has(p.slice(p.indexOf(':') + 1)) && /^(shared|master):/.test(p));
-  const uses = (m: MountEntry) => m.dev === holder.dev && isInside(m.root, root) && !isInside(m.mountPoint, ownMountsDir) && !copyOfOurs(m);
+  const inGroupOf = (m: MountEntry, kind: 'shared' | 'master') =>
+    m.propagation.some((p) => p.startsWith(`${kind}:`) && ownGroups.has(p.slice(kind.length + 1)));
 
   const namespaces = await inBatches(pids, nsOf);
   const seen = new Set([await nsOf('self')]);
@@ -69,9 +69,18 @@ export async function mountedElsewhere(dir: string, ownMountsDir: string): Promi
     seen.add(ns);
   });
   // One mount table per namespace; a namespace whose only process exited reads as empty.
-  for (let i = 0; i < others.length; i += BATCH) {
-    const tables = await Promise.all(others.slice(i, i + BATCH).map(mountsOf));
-    if (tables.some((t) => t.some(uses))) return true;
-  }
-  return false;
+  const tables = await inBatches(others, mountsOf);
+
+  // Where our binds show: in our mounts directory, and wherever a peer of one sits (the host's view of
+  // a managed plugin's propagated mount). A peer (shared:N) is our bind itself, seen from elsewhere.
+  // A slave (master:N) is either a copy that propagated into a slave namespace (a systemd service) or
+  // a container's mount: dockerd binds a managed plugin's volume from the host's view of it, and a
+  // bind of a slave is a slave of the same group, so the group alone cannot tell them apart. Their
+  // place does: a propagated copy sits where a peer sits (or below a prefix, where a namespace that
+  // pivot-rooted keeps its old root), while a container's mount sits at its own destination.
+  for (const t of tables) for (const m of t) if (inGroupOf(m, 'shared')) peerPoints.add(m.mountPoint);
+  const atPeerPlace = (m: MountEntry) => [...peerPoints].some((p) => m.mountPoint === p || m.mountPoint.endsWith(p));
+  const copyOfOurs = (m: MountEntry) => inGroupOf(m, 'shared') || (inGroupOf(m, 'master') && (isInside(m.mountPoint, ownMountsDir) || atPeerPlace(m)));
+  const uses = (m: MountEntry) => m.dev === holder.dev && isInside(m.root, root) && !isInside(m.mountPoint, ownMountsDir) && !copyOfOurs(m);
+  return tables.some((t) => t.some(uses));
 }

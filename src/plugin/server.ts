@@ -47,8 +47,9 @@ const handlers: { [R in Route]: Handler<R> } = {
     return { Volume: { Name: v.name, Mountpoint: v.mountpoint, CreatedAt: v.createdAt, Status: v.status } };
   },
   '/VolumeDriver.List': (d) => listReply(d),
-  // Scope local: the directories are on this host; dockerd asks once (legacy) or before every call (managed).
-  '/VolumeDriver.Capabilities': () => ({ Capabilities: { Scope: 'local' } }),
+  // Scope local: the directories are on this host; global in cluster mode, where every node shares one
+  // set of volumes (a store in etcd). dockerd asks once (legacy) or before every call (managed).
+  '/VolumeDriver.Capabilities': (d) => ({ Capabilities: { Scope: d.deps.store.scope } }),
 };
 
 const byLowerPath = new Map((Object.keys(endpoints) as Route[]).map((r) => [r.toLowerCase(), r]));
@@ -89,11 +90,14 @@ function parseBody(text: string): unknown {
   }
 }
 
+/** Told of every request routed to an endpoint once it is answered (the metrics hook). */
+export type RequestObserver = (route: Route, outcome: 'ok' | 'error', seconds: number) => void;
+
 /**
  * The request listener. `ready` resolves once the store is loaded; requests that arrive earlier wait
  * rather than see no volumes. Get, List and Path answer from memory in the same tick.
  */
-export function createApp(ready: Promise<Driver>, log: Logger): http.RequestListener {
+export function createApp(ready: Promise<Driver>, log: Logger, observe?: RequestObserver): http.RequestListener {
   let driver: Driver | undefined;
   ready.then((d) => (driver = d), () => undefined);
 
@@ -101,6 +105,8 @@ export function createApp(ready: Promise<Driver>, log: Logger): http.RequestList
     const started = performance.now();
     const answer = (reply: unknown): void => {
       sendJson(res, reply);
+      const failed = !(reply instanceof Encoded) && typeof (reply as { Err?: unknown })?.Err === 'string';
+      observe?.(route, failed ? 'error' : 'ok', (performance.now() - started) / 1000);
       if (log.isLevelEnabled('debug')) {
         log.debug({ route, body, reply: reply instanceof Encoded ? JSON.parse(reply.body.toString()) : reply, ms: +(performance.now() - started).toFixed(3) }, 'request');
       }

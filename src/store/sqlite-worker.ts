@@ -21,12 +21,17 @@ export type Op =
   | { op: 'insertVolume'; rec: VolumeRecord }
   | { op: 'setState'; name: string; state: RecordState }
   | { op: 'deleteVolume'; name: string }
-  | { op: 'setLease'; lease: LeaseRecord }
+  | { op: 'setLease'; lease: LeaseRecord; exclusive: boolean }
   | { op: 'setGeneration'; n: number }
   | { op: 'dropLeasesFromOtherBoots'; bootId: string };
 
-/** What became of one change: rows changed, or why it failed (`duplicate`: the volume had a record). */
-export type OpResult = { ok: true; changes: number } | { ok: false; code: string; message: string; duplicate?: boolean };
+/**
+ * What became of one change: rows changed (`existing`: the record found instead of inserting one;
+ * `token`: the fencing token of a lease taken), or why it failed (`conflict`: refused by a rule).
+ */
+export type OpResult =
+  | { ok: true; changes: number; existing?: VolumeRecord; token?: number }
+  | { ok: false; code: string; message: string; conflict?: boolean };
 
 export interface WorkerData {
   betterSqlite3: string;
@@ -114,38 +119,57 @@ export function sqliteWorkerMain(): void {
            generation = excluded.generation`,
       ),
       deleteLease: db.prepare('DELETE FROM leases WHERE volume = ? AND id = ?'),
+      getVolume: db.prepare(
+        'SELECT name, path, options, created_by AS createdBy, created_at AS createdAt, state, made FROM volumes WHERE name = ?',
+      ),
+      otherLease: db.prepare('SELECT id FROM leases WHERE volume = ? AND id <> ? LIMIT 1'),
+      // The fencing token: one counter for the whole store, advanced by every lease taken.
+      fence: db.prepare(
+        `INSERT INTO meta (key, value) VALUES ('fence', '1')
+         ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1 RETURNING CAST(value AS INTEGER) AS token`,
+      ),
       setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
       dropOtherBoots: db.prepare('DELETE FROM leases WHERE boot_id <> ?'),
     };
   };
 
-  const apply = (o: Op): number => {
+  const conflict = (message: string) => Object.assign(new Error(message), { code: 'CONFLICT', conflict: true });
+
+  // The cluster rules of the Store interface over this store's own rows: there is no other node, so
+  // 'removing' and deleteVolume are never refused; a record found on insert is handed back; a lease
+  // needs a ready volume, and an exclusive one no other Mount ID.
+  const apply = (o: Op): { changes: number; existing?: VolumeRecord; token?: number } => {
     switch (o.op) {
       case 'insertVolume': {
         const { changes } = stmts.insert.run(o.rec);
-        if (changes !== 1) throw Object.assign(new Error('duplicate'), { duplicate: true });
-        return changes;
+        return changes === 1 ? { changes } : { changes: 0, existing: stmts.getVolume.get(o.rec.name) };
       }
       case 'setState':
-        return stmts.setState.run(o.state, o.name).changes;
+        return { changes: stmts.setState.run(o.state, o.name).changes };
       case 'deleteVolume':
         stmts.deleteLeases.run(o.name);
-        return stmts.deleteVolume.run(o.name).changes;
+        return { changes: stmts.deleteVolume.run(o.name).changes };
       case 'setLease': {
         const l = o.lease;
-        if (l.count > 0) return stmts.upsertLease.run(l.volume, l.id, l.count, l.bootId, l.generation).changes;
-        return stmts.deleteLease.run(l.volume, l.id).changes;
+        if (l.count <= 0) return { changes: stmts.deleteLease.run(l.volume, l.id).changes };
+        const v = stmts.getVolume.get(l.volume) as VolumeRecord | undefined;
+        if (v?.state !== 'ready') throw conflict(`volume "${l.volume}" is ${v ? v.state === 'removing' ? 'being removed' : 'being created' : 'not recorded'}; it cannot be mounted`);
+        if (o.exclusive && stmts.otherLease.get(l.volume, l.id)) {
+          throw conflict(`volume "${l.volume}" is single-writer (option Z) and is already mounted by another container; stop that container first, or use a volume without Z`);
+        }
+        const { changes } = stmts.upsertLease.run(l.volume, l.id, l.count, l.bootId, l.generation);
+        return { changes, token: (stmts.fence.get() as { token: number }).token };
       }
       case 'setGeneration':
-        return stmts.setMeta.run('generation', String(o.n)).changes;
+        return { changes: stmts.setMeta.run('generation', String(o.n)).changes };
       case 'dropLeasesFromOtherBoots':
-        return stmts.dropOtherBoots.run(o.bootId).changes;
+        return { changes: stmts.dropOtherBoots.run(o.bootId).changes };
     }
   };
 
   const failure = (err: unknown): OpResult => {
-    const e = err as { code?: string; message?: string; duplicate?: boolean };
-    return { ok: false, code: e.code ?? 'ERROR', message: String(e.message ?? err), duplicate: e.duplicate };
+    const e = err as { code?: string; message?: string; conflict?: boolean };
+    return { ok: false, code: e.code ?? 'ERROR', message: String(e.message ?? err), conflict: e.conflict };
   };
 
   // One transaction for the whole batch, one SAVEPOINT per change: a change that fails (a name that
@@ -157,7 +181,7 @@ export function sqliteWorkerMain(): void {
       for (const o of ops) {
         db.exec('SAVEPOINT op');
         try {
-          results.push({ ok: true, changes: apply(o) });
+          results.push({ ok: true, ...apply(o) });
           db.exec('RELEASE op');
         } catch (err) {
           // Some errors (SQLITE_FULL, I/O errors) make SQLite roll back the whole transaction.

@@ -5,15 +5,17 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { HostvolError } from '../errors';
+import { ConflictError, HostvolError } from '../errors';
 import { readStore } from './sqlite-load';
 import { SCHEMA, sqliteWorkerMain, type FromWorker, type Op, type OpResult, type WorkerData } from './sqlite-worker';
-import type { LeaseRecord, RecordState, Snapshot, Store, VolumeRecord } from './store';
+import type { LeaseRecord, RecordState, RemoteChange, Snapshot, Store, StoreHealth, VolumeRecord } from './store';
+
+type Done = Extract<OpResult, { ok: true }>;
 
 interface Pending {
   op: Op;
   what: string;
-  resolve: (changes: number) => void;
+  resolve: (done: Done) => void;
   reject: (err: Error) => void;
 }
 
@@ -21,6 +23,8 @@ interface Pending {
 type Phase = 'idle' | 'opening' | 'open' | 'failed' | 'closed';
 
 export class SqliteStore implements Store {
+  /** One host's volumes: dockerd keeps them per node. */
+  readonly scope = 'local';
   readonly file: string;
   private readonly worker: Worker;
   private phase: Phase = 'idle';
@@ -69,8 +73,8 @@ export class SqliteStore implements Store {
     this.worker.postMessage({ type: 'open' });
   }
 
-  insertVolume(rec: VolumeRecord): Promise<void> {
-    return this.write(`record volume "${rec.name}"`, { op: 'insertVolume', rec }).then(() => undefined);
+  insertVolume(rec: VolumeRecord): Promise<VolumeRecord | undefined> {
+    return this.write(`record volume "${rec.name}"`, { op: 'insertVolume', rec }).then((d) => d.existing);
   }
 
   setState(name: string, state: RecordState): Promise<void> {
@@ -81,9 +85,9 @@ export class SqliteStore implements Store {
     return this.write(`forget volume "${name}"`, { op: 'deleteVolume', name }).then(() => undefined);
   }
 
-  setLease(lease: LeaseRecord): Promise<void> {
+  setLease(lease: LeaseRecord, opts: { exclusive?: boolean } = {}): Promise<number> {
     const what = `${lease.count > 0 ? 'record' : 'release'} a mount of volume "${lease.volume}"`;
-    return this.write(what, { op: 'setLease', lease }).then(() => undefined);
+    return this.write(what, { op: 'setLease', lease, exclusive: opts.exclusive === true }).then((d) => d.token ?? 0);
   }
 
   setGeneration(n: number): Promise<void> {
@@ -91,7 +95,23 @@ export class SqliteStore implements Store {
   }
 
   dropLeasesFromOtherBoots(bootId: string): Promise<number> {
-    return this.write('drop the mount leases of a previous boot', { op: 'dropLeasesFromOtherBoots', bootId });
+    return this.write('drop the mount leases of a previous boot', { op: 'dropLeasesFromOtherBoots', bootId }).then((d) => d.changes);
+  }
+
+  /** Every record of this file is in the driver's table from load() on: nothing to look up. */
+  lookup(_name: string): Promise<VolumeRecord | undefined> {
+    return Promise.resolve(undefined);
+  }
+
+  /** No other node writes this file: nothing to report, ever. */
+  watch(_listener: (change: RemoteChange) => void): () => void {
+    return () => undefined;
+  }
+
+  health(): StoreHealth {
+    if (this.failure) return { available: false, reason: this.failure.message };
+    if (this.closing) return { available: false, reason: `the state store ${this.file} is closed` };
+    return { available: true };
   }
 
   /** Commits so far, and the changes they carried: far fewer commits than changes is group commit at work. */
@@ -120,7 +140,7 @@ export class SqliteStore implements Store {
     await this.worker.terminate();
   }
 
-  private write(what: string, op: Op): Promise<number> {
+  private write(what: string, op: Op): Promise<Done> {
     if (this.closing) return Promise.reject(new HostvolError(`cannot ${what}: the state store ${this.file} is closed`));
     if (this.failure) return Promise.reject(this.failure);
     if (this.phase === 'idle') this.openWorker(); // a store that is written without being loaded
@@ -165,10 +185,8 @@ export class SqliteStore implements Store {
   }
 
   private settle(p: Pending, r: OpResult): void {
-    if (r.ok) return p.resolve(r.changes);
-    if (r.duplicate && p.op.op === 'insertVolume') {
-      return p.reject(new HostvolError(`state store ${this.file} already has a record of volume "${p.op.rec.name}"; restart hostvol`));
-    }
+    if (r.ok) return p.resolve(r);
+    if (r.conflict) return p.reject(new ConflictError(r.message));
     p.reject(
       new HostvolError(
         `cannot ${p.what} in the state store ${this.file}: ${r.code}: ${r.message}; ` +

@@ -6,7 +6,10 @@ import { ConflictError, HostvolError, NotFoundError, PathError, describe } from 
 import type { Labeler } from '../host/labels';
 import type { Mounter } from '../host/mounter';
 import type { Store } from '../store/store';
-import { bindDirectory, checkPlacement, deleteDirectory, locate, prepareDirectory, type Placement } from './directory';
+import { bindDirectory, checkPlacement, locate, prepareDirectory, type Placement } from './directory';
+import { catchUp } from './follow';
+import { copyFrom } from './from';
+import { discard, undoCreate } from './teardown';
 import { toHost } from './hostpaths';
 import { KeyedLock } from './keyed-lock';
 import { parseOptions, sameOptions, type VolumeOptions } from './options';
@@ -47,7 +50,10 @@ export class Driver {
 
   get(name: string): VolumeView {
     const v = this.visible(name);
-    const status = { ...vol.status(v), path: toHost(this.deps.hostPaths, v.path) };
+    const health = this.deps.store.health();
+    // While the store is unreachable the answer is this node's last known state: say so.
+    const stale = health.available ? {} : { stale: `since ${health.since ?? '?'}: ${health.reason ?? 'store unavailable'}` };
+    const status = { ...vol.status(v), path: toHost(this.deps.hostPaths, v.path), ...stale };
     return { name: v.name, mountpoint: vol.mountpoint(v, this.deps.layout), createdAt: v.createdAt, status };
   }
 
@@ -69,22 +75,19 @@ export class Driver {
     const options = parseOptions(name, rawOpts);
     return this.lock.run(name, async () => {
       const existing = this.volumes.get(name);
-      if (existing) {
-        // Create must be idempotent: dockerd and API clients repeat it.
-        if (sameOptions(existing.options, options)) return;
-        throw new ConflictError(
-          `volume "${name}" already exists with options ${JSON.stringify(existing.options)}; ` +
-            'remove it first, or create it again with the same options',
-        );
-      }
+      // Create must be idempotent: dockerd and API clients repeat it, and in a cluster every node
+      // that runs a task creates the volume (the store then hands back the record another node made).
+      if (existing) return sameAs(existing, options);
       const v = await this.reserve(name, options);
+      if (v.state !== 'creating') return sameAs(v, options);
       try {
         await prepareDirectory(v, this.deps.confinement, this.deps.labeler);
+        if (options.from !== undefined) await copyFrom(v, this.volumes.get(options.from), this.deps);
         await this.deps.store.setState(name, 'ready');
         v.state = 'ready';
         this.volumes.touch();
       } catch (err) {
-        await this.undoCreate(v);
+        await undoCreate(v, this.deps, this.volumes);
         const msg = describe(err);
         throw err instanceof HostvolError && msg.startsWith(`volume "${name}"`) ? err : new HostvolError(`volume "${name}": create failed: ${msg}`);
       }
@@ -109,7 +112,8 @@ export class Driver {
     this.stale.sweep(this.sweepTarget);
   }
 
-  mount(name: string, id: string): Promise<string> {
+  async mount(name: string, id: string): Promise<string> {
+    await catchUp(this, name);
     return this.lock.run(name, async () => {
       const v = this.visible(name);
       const { layout, store, bootId, mounter } = this.deps;
@@ -130,19 +134,25 @@ export class Driver {
       }
       const first = v.leases.size === 0;
       const target = vol.bindTarget(v, layout);
-      // Also re-creates a bind mount lost behind our back (a crash, an operator's umount).
-      if (first || !(await mounter.isMountPoint(target))) {
-        v.unbound = false;
-        const labeler = first && v.options.label && this.deps.labeler.enabled ? this.deps.labeler : undefined;
-        await bindDirectory(v, this.deps.confinement, mounter, target, labeler).catch((err) => {
-          // The errno stays in the message (EPERM, ENOSPC, …); the volume's name goes in front.
-          throw err instanceof PathError ? err : new HostvolError(`volume "${name}": mount failed: ${describe(err)}`);
-        });
-      }
+      // Decided before anything is done: the store also rules on Z and on volumes being removed, in
+      // one transaction (in a cluster, other nodes' mounts and removes count), so a refused Mount
+      // touches nothing. A bind that then fails gives the lease back.
+      await store.setLease({ volume: name, id, count, bootId, generation }, { exclusive: !held && v.options.label === 'Z' });
       try {
-        await store.setLease({ volume: name, id, count, bootId, generation });
+        // Also re-creates a bind mount lost behind our back (a crash, an operator's umount).
+        if (first || !(await mounter.isMountPoint(target))) {
+          v.unbound = false;
+          const labeler = first && v.options.label && this.deps.labeler.enabled ? this.deps.labeler : undefined;
+          await bindDirectory(v, this.deps.confinement, mounter, target, labeler).catch((err) => {
+            // The errno stays in the message (EPERM, ENOSPC, …); the volume's name goes in front.
+            throw err instanceof PathError ? err : new HostvolError(`volume "${name}": mount failed: ${describe(err)}`);
+          });
+        }
       } catch (err) {
-        if (first) await this.releaseBind(v);
+        const back = held ? { count: held.count, generation: held.generation } : { count: 0, generation };
+        await store.setLease({ volume: name, id, bootId, ...back }).catch((e) =>
+          this.deps.log.error({ volume: name, id, err: describe(e) }, 'could not give back the lease of a failed mount; Remove drops it'),
+        );
         throw err;
       }
       v.leases.set(id, { count, generation, inherited: false });
@@ -151,7 +161,8 @@ export class Driver {
     });
   }
 
-  unmount(name: string, id: string): Promise<void> {
+  async unmount(name: string, id: string): Promise<void> {
+    await catchUp(this, name);
     return this.lock.run(name, async () => {
       const v = this.visible(name);
       const held = v.leases.get(id);
@@ -170,7 +181,8 @@ export class Driver {
     });
   }
 
-  remove(name: string): Promise<void> {
+  async remove(name: string): Promise<void> {
+    await catchUp(this, name);
     return this.lock.run(name, async () => {
       const v = this.visible(name);
       // dockerd sends Remove only when none of its containers references the volume (also with -f),
@@ -190,7 +202,7 @@ export class Driver {
       if (v.leases.size > 0) {
         await this.stale.drop(v, [...v.leases.keys()], 'dockerd asked to remove the volume and no container has it mounted');
       }
-      await this.discard(v);
+      await discard(v, this.deps, this.volumes);
       this.deps.log.info({ volume: name, path: v.path, data: vol.onRemove(v) === 'delete' ? 'deleted' : 'kept' }, 'volume removed');
     });
   }
@@ -201,53 +213,9 @@ export class Driver {
     return this.lock.idle();
   }
 
-  /**
-   * Deletes what the volume owns (per onremove) and forgets it; also finishes a remove after a
-   * crash. Its 'removing' mark is durable before anything is deleted. A delete that fails once it
-   * has begun leaves the volume marked 'removing' (visible, not mountable): its data may be partly
-   * gone, so it must not look whole again; running Remove again finishes it. One that fails before
-   * (a mount inside, the bind busy) leaves the volume as it was.
-   */
-  async discard(v: Volume): Promise<void> {
-    let touched = false;
-    try {
-      // A volume never bound since it was made here (or released since) has no target to release.
-      if (!v.unbound) await this.deps.mounter.release(vol.bindTarget(v, this.deps.layout));
-      if (vol.onRemove(v) === 'delete') {
-        // Checked before anything is deleted: a delete that stops half-way at a mount is worse than
-        // none. An empty directory has nothing mounted inside, so deleteDirectory asks only for others.
-        const noMountsInside = async () => {
-          const inside = await this.deps.mounter.mountsUnder(v.path);
-          if (inside.length > 0) throw new HostvolError(`${inside[inside.length - 1]} is mounted inside it; unmount it first`);
-        };
-        await deleteDirectory(v, this.deps.confinement, () => (touched = true), noMountsInside);
-      }
-    } catch (err) {
-      if (!touched && v.state === 'removing') {
-        await this.deps.store.setState(v.name, 'ready').then(
-          () => (v.state = 'ready'),
-          (e) => this.deps.log.error({ volume: v.name, err: describe(e) }, 'could not mark the volume ready again; the next start finishes the remove'),
-        );
-      }
-      throw new HostvolError(`volume "${v.name}" was not removed: ${describe(err)}; fix that, then remove it again`);
-    }
-    await this.deps.store.deleteVolume(v.name);
-    this.volumes.delete(v.name);
-  }
-
-  /** Undoes a create that failed part-way (or was cut short by a crash): no record, no half-made dir. */
-  async undoCreate(v: Volume): Promise<void> {
-    try {
-      if (v.createdBy === 'hostvol') await deleteDirectory(v, this.deps.confinement);
-    } catch (err) {
-      this.deps.log.error({ volume: v.name, path: v.path, err: describe(err) }, 'could not remove a half-made volume directory');
-    }
-    // Forgotten even when the store cannot be written (disk full): a retried Create must not find a
-    // half-made volume and call it done; the 'creating' row is replaced by it or undone at the next start.
-    this.volumes.delete(v.name);
-    await this.deps.store.deleteVolume(v.name).catch((err) => {
-      this.deps.log.error({ volume: v.name, err: describe(err) }, 'could not delete the record of an undone create; the next start does');
-    });
+  /** Runs `fn` on volume `name` under its lock, as every change to it runs (admin operations use it). */
+  exclusive<T>(name: string, fn: (v: Volume) => Promise<T>): Promise<T> {
+    return this.lock.run(name, () => fn(this.visible(name)));
   }
 
   private visible(name: string): Volume {
@@ -277,16 +245,26 @@ export class Driver {
       unbound: true,
     };
     this.volumes.set(name, v);
+    let theirs;
     try {
-      await this.deps.store.insertVolume(vol.toRecord(v));
+      theirs = await this.deps.store.insertVolume(vol.toRecord(v));
     } catch (err) {
       this.volumes.delete(name);
       throw err;
     }
-    return v;
+    if (!theirs) return v;
+    const other = vol.fromRecord(theirs, []);
+    this.volumes.set(name, other);
+    return other;
   }
 
-  private async releaseBind(v: Volume): Promise<void> {
+  /** Runs `fn` under the volume's lock (changes made by other nodes are applied so: follow.ts). */
+  withLock<T>(name: string, fn: () => Promise<T> | T): Promise<T> {
+    return this.lock.run(name, fn);
+  }
+
+  /** Removes the volume's bind mount once it has no lease left (a failure is logged; the next Mount retries). */
+  async releaseBind(v: Volume): Promise<void> {
     const target = vol.bindTarget(v, this.deps.layout);
     try {
       await this.deps.mounter.release(target);
@@ -295,4 +273,13 @@ export class Driver {
       this.deps.log.error({ volume: v.name, target, err: describe(err) }, 'could not remove bind mount; will retry');
     }
   }
+}
+
+/** Create of a name that exists: done when the options match, the same Err on every node otherwise. */
+function sameAs(existing: Volume, options: VolumeOptions): void {
+  if (sameOptions(existing.options, options)) return;
+  throw new ConflictError(
+    `volume "${existing.name}" already exists with options ${JSON.stringify(existing.options)}; ` +
+      'remove it first, or create it again with the same options',
+  );
 }

@@ -17,6 +17,8 @@ export interface VolumeOptions {
   readOnly: boolean;
   label?: Label;
   onRemove?: OnRemove;
+  /** Another hostvol volume whose content Create copies into this one (`hostvol clone`). */
+  from?: string;
 }
 
 type Flag = 'ro' | 'rw' | 'z' | 'Z';
@@ -26,6 +28,7 @@ interface Draft {
   gid?: number;
   mode?: number;
   onRemove?: OnRemove;
+  from?: string;
   flags: Partial<Record<Flag, boolean>>;
 }
 
@@ -45,6 +48,7 @@ const keys: Record<string, { help: string; apply(d: Draft, value: string, fail: 
   Z: { help: 'SELinux private label, single writer (Z)', apply: flag('Z') },
   o: { help: 'comma list of ro, rw, z, Z, e.g. o=ro,Z', apply: modeList },
   onremove: { help: 'keep or delete the data on volume rm', apply: setOnRemove },
+  from: { help: 'copy the content of another hostvol volume at create, e.g. from=web-data', apply: setFrom },
 };
 export const OPTION_KEYS = Object.keys(keys);
 
@@ -81,6 +85,7 @@ function finish(d: Draft, fail: Fail): VolumeOptions {
   if (Z) out.label = 'Z';
   else if (z) out.label = 'z';
   if (d.onRemove !== undefined) out.onRemove = d.onRemove;
+  if (d.from !== undefined) out.from = d.from;
   return out;
 }
 
@@ -95,6 +100,12 @@ function setPath(d: Draft, value: string, fail: Fail): void {
     fail('options path and mountpoint name the same setting; give only one of them');
   }
   d.path = value;
+}
+
+function setFrom(d: Draft, value: string, fail: Fail): void {
+  // Docker's own volume-name rule: what a source volume can be called.
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(value)) fail(`option from must name a volume, got "${clip(value)}"`);
+  d.from = value;
 }
 
 function id(key: string, value: string, fail: Fail): number {

@@ -6,6 +6,7 @@ import { describe } from '../errors';
 import type { LeaseRecord, Snapshot } from '../store/store';
 import { openDirectory } from './directory';
 import type { Driver } from './driver';
+import { discard, undoCreate } from './teardown';
 import * as vol from './volume';
 
 export async function recover(driver: Driver, snapshot: Snapshot): Promise<void> {
@@ -27,11 +28,11 @@ export async function recover(driver: Driver, snapshot: Snapshot): Promise<void>
   }
   for (const v of unfinished) {
     if (v.state === 'creating') {
-      await undoCreate(driver, v);
+      await undoCutShort(driver, v);
       continue;
     }
     log.warn({ volume: v.name }, 'finishing a remove that was cut short');
-    await driver.discard(v).catch((err) => log.error({ volume: v.name, err: describe(err) }, 'could not finish removing; remove it again'));
+    await discard(v, driver.deps, driver.volumes).catch((err) => log.error({ volume: v.name, err: describe(err) }, 'could not finish removing; remove it again'));
   }
   await reconcileBinds(driver);
   // Leases from before dockerd's last Activate, or from before this process, may have lost their Unmount.
@@ -70,7 +71,7 @@ async function reconcileBinds(driver: Driver): Promise<void> {
  * A create cut short. Create answers only after its 'ready' mark is durable, so a 'creating' record
  * was never acknowledged: undo it (what hostvol made goes; a directory that was there stays).
  */
-async function undoCreate(driver: Driver, v: vol.Volume): Promise<void> {
+async function undoCutShort(driver: Driver, v: vol.Volume): Promise<void> {
   driver.deps.log.warn({ volume: v.name }, 'undoing a create that was cut short');
-  await driver.undoCreate(v);
+  await undoCreate(v, driver.deps, driver.volumes);
 }

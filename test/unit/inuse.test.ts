@@ -138,6 +138,19 @@ describe('with dockerd visible', () => {
       expect(await inUse(vol)).toBe(false);
     });
 
+    test('a container whose mount is a slave of our bind (as dockerd binds a managed plugin\'s volume) still counts', async () => {
+      // In a slave namespace a bind of the propagated copy is a slave of the same group: what a
+      // container's volume mount is when dockerd binds it from the host's view of the plugin's bind.
+      const c = start(['/usr/bin/unshare', '--mount', '--propagation', 'unchanged', '/bin/sh', '-c',
+        `mount --make-rslave / && mount --bind "${bindTarget}" "${other}" && echo up && exec sleep 300`]);
+      await c.line();
+      const m = (await readMounts(c.child.pid!)).find((e) => e.mountPoint === other);
+      expect(m?.propagation.some((p) => p.startsWith('master:'))).toBe(true); // really a slave of our group
+      expect(await inUse(vol)).toBe(true);
+      await stop(c.child);
+      expect(await inUse(vol)).toBe(false);
+    });
+
     test('a copy in a namespace that then pivot-rooted is still known as a copy of ours (its peer group), wherever it shows', async () => {
       // The namespace takes a recursive copy of / as its new root (bringing the propagated copy
       // along, at the same path below it) and keeps the old root at /.old until told to detach it.

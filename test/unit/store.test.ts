@@ -78,20 +78,43 @@ test('200 concurrent changes share a handful of commits, and all of them land', 
 test('a change that fails in a shared commit fails alone; the others in it commit', async () => {
   const dir = tempDir();
   const { store } = await open(dir);
-  const first = store.insertVolume(rec('taken')); // in flight: the next three queue up behind it
+  await store.insertVolume(rec('taken'));
+  const lease = { volume: 'taken', id: 'm1', count: 1, bootId: 'boot-1', generation: 1 };
+  const first = store.setLease(lease); // in flight: the next three queue up behind it
   const results = await Promise.allSettled([
     store.insertVolume(rec('x')),
-    store.insertVolume(rec('taken', { path: '/elsewhere' })),
+    store.setLease({ ...lease, id: 'm2' }, { exclusive: true }),
     store.setState('x', 'removing'),
   ]);
   await first;
-  expect(store.stats()).toEqual({ commits: 2, ops: 4 });
+  expect(store.stats()).toEqual({ commits: 3, ops: 5 });
   expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
-  expect((results[1] as PromiseRejectedResult).reason.message).toBe(
-    `state store ${path.join(dir, 'hostvol.db')} already has a record of volume "taken"; restart hostvol`,
-  );
+  expect((results[1] as PromiseRejectedResult).reason.message).toMatch(/^volume "taken" is single-writer \(option Z\) and is already mounted by another container/);
   await store.close();
-  expect((await open(dir)).volumes.sort((a, b) => a.name.localeCompare(b.name))).toEqual([rec('taken'), rec('x', { state: 'removing' })]);
+  const after = await open(dir);
+  expect(after.volumes.sort((a, b) => a.name.localeCompare(b.name))).toEqual([rec('taken'), rec('x', { state: 'removing' })]);
+  expect(after.leases).toEqual([lease]);
+});
+
+test('the cluster rules over one host: a record found is handed back, leases need a ready volume, Z one Mount ID', async () => {
+  const dir = tempDir();
+  const { store } = await open(dir);
+  expect(store.scope).toBe('local');
+  expect(await store.insertVolume(rec('a'))).toBeUndefined();
+  // Another record of that name (the driver's table did not know it): nothing written, the record handed back.
+  expect(await store.insertVolume(rec('a', { path: '/elsewhere' }))).toEqual(rec('a'));
+  const lease = { volume: 'a', id: 'm1', count: 1, bootId: 'boot-1', generation: 1 };
+  const t1 = await store.setLease(lease, { exclusive: true });
+  // The same Mount ID again (docker cp) is not another writer; a second one is.
+  const t2 = await store.setLease({ ...lease, count: 2 }, { exclusive: true });
+  expect(t2).toBeGreaterThan(t1);
+  await expect(store.setLease({ ...lease, id: 'm2' }, { exclusive: true })).rejects.toThrow('volume "a" is single-writer (option Z)');
+  expect(await store.setLease({ ...lease, id: 'm2' })).toBeGreaterThan(t2);
+  await store.setState('a', 'removing');
+  await expect(store.setLease({ ...lease, id: 'm3' })).rejects.toThrow('volume "a" is being removed; it cannot be mounted');
+  await expect(store.setLease({ ...lease, volume: 'nope' })).rejects.toThrow('volume "nope" is not recorded');
+  expect(store.health()).toEqual({ available: true });
+  expect(typeof store.watch(() => undefined)).toBe('function');
 });
 
 test('a second store on the same state directory is refused, whether or not the first has written', async () => {
@@ -257,6 +280,7 @@ test('an old store without lease generations opens; its leases are in generation
   const db = new Database(path.join(dir, 'hostvol.db'));
   db.pragma('journal_mode = WAL');
   db.exec(SCHEMA.replace('generation INTEGER NOT NULL DEFAULT 0,', ''));
+  db.prepare(`INSERT INTO volumes VALUES ('a', '/srv/a', '{}', 'hostvol', '2026-12-01T00:00:00.000Z', 'ready', NULL)`).run();
   db.prepare(`INSERT INTO leases (volume, id, count, boot_id) VALUES ('a', 'm', 1, 'b')`).run();
   db.close();
   const { store, leases } = await open(dir);

@@ -25,6 +25,9 @@ export async function sandbox(overrides: Partial<Config> = {}, inject: { labeler
   const config: Config = {
     ...defaults,
     socket: path.join(dir, 'run', 'hostvol.sock'),
+    adminSocket: path.join(dir, 'run', 'admin.sock'),
+    // No dockerd answers here unless a test starts one: what needs dockerd must say so.
+    dockerHost: `unix://${path.join(dir, 'run', 'no-dockerd.sock')}`,
     dataRoot: path.join(dir, 'data'),
     stateDir: path.join(dir, 'state'),
     logLevel: 'silent',

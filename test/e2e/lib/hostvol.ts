@@ -37,6 +37,8 @@ export class Hostvol {
   /** A directory outside the data root that is passed as --allow-path (for -o path=...). */
   readonly hostDir: string;
   readonly logFile: string;
+  /** The admin API socket hostvol commands talk to (--admin-socket). */
+  readonly adminSocket: string;
   pid: number | undefined;
   starts = 0;
   /** How the last hostvol process ended (exit code or signal), once it has. */
@@ -52,6 +54,7 @@ export class Hostvol {
     this.stateDir = path.join(engine.base, 'state');
     this.hostDir = path.join(engine.base, 'host');
     this.logFile = path.join(engine.base, 'hostvol.log');
+    this.adminSocket = path.join(engine.base, 'admin.sock');
   }
 
   argv(): string[] {
@@ -59,6 +62,8 @@ export class Hostvol {
     return [
       process.execPath, CLI_JS, 'serve', '--socket', `/run/docker/plugins/${DRIVER}.sock`,
       '--data-root', this.dataRoot, '--state-dir', this.stateDir, ...allow, '--log-level', 'debug',
+      // Per engine, so parallel files never share the default /run/hostvol/admin.sock; dockerd is the engine's.
+      '--admin-socket', this.adminSocket, '--docker-host', `unix://${this.engine.sock}`,
       ...(this.opts.extraArgs ?? []),
     ];
   }

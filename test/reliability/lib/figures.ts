@@ -102,7 +102,7 @@ function render(groups: Record<string, GroupFigures>): string {
   const all = Object.values(groups);
   const sum = (k: 'kills' | 'requests' | 'escapes' | 'violations' | 'checks') => all.reduce((n, g) => n + (g[k] ?? 0), 0);
   const clients = Math.max(0, ...all.map((g) => g.clients ?? 0));
-  const order = ['crash', 'concurrency', 'fuzz', 'escapes', 'socket', 'disk', 'powercut', 'race', 'slow-disk', 'propagation'];
+  const order = ['crash', 'concurrency', 'fuzz', 'escapes', 'socket', 'disk', 'powercut', 'race', 'slow-disk', 'propagation', 'cluster'];
   const rows = Object.entries(groups)
     .sort(([a], [b]) => order.indexOf(a) - order.indexOf(b))
     .map(([, g]) => `| ${g.title} | ${(g.durationMs / 1000).toFixed(1)} s | ${g.checks} | ${g.violations} | ${g.seed ?? ''} | ${g.notes ?? ''} |`);

@@ -40,6 +40,8 @@ export interface ServeConfig {
 export function serveArgs(c: ServeConfig): string[] {
   return [
     CLI, 'serve', '--socket', c.socket, '--data-root', c.dataRoot, '--state-dir', c.stateDir,
+    // One admin socket per served socket: concurrent runs must not contend for /run/hostvol/admin.sock.
+    '--admin-socket', `${c.socket.replace(/\.sock$/, '')}-admin.sock`,
     ...(c.allowPaths ?? []).flatMap((p) => ['--allow-path', p]),
     '--log-level', 'info', '--selinux', c.selinux ?? 'off', '--boot-id-file', c.bootIdFile,
     ...(c.extraArgs ?? []),

@@ -1,0 +1,18 @@
+// One side of the archive benchmark as its own process, as `hostvol export`/`import` would run:
+// `export DIR` writes DIR's archive to stdout, `import DIR` reads an archive from stdin into DIR.
+import * as path from 'node:path';
+
+const REPO = path.resolve(__dirname, '../../..');
+/* eslint-disable @typescript-eslint/no-require-imports */
+async function main(): Promise<void> {
+  const [op, dir] = process.argv.slice(2);
+  // Only the side that runs is loaded, as in a daemon that has it loaded already.
+  if (op === 'export') await require(path.join(REPO, 'dist/archive/export')).exportTo(dir, process.stdout);
+  else if (op === 'import') await require(path.join(REPO, 'dist/archive/import')).importArchive(dir, process.stdin);
+  else throw new Error(`usage: archive-child export|import DIR (not ${op})`);
+}
+
+main().catch((err) => {
+  process.stderr.write(`${err instanceof Error ? err.message : err}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,143 @@
+// Export and import throughput against GNU tar on the same ~1 GiB tree of mixed files, in the same
+// run: `tar -C dir -cf - .` against `hostvol`'s export (bench/archive-child.ts export, the engine
+// as a process writing to a pipe), and `tar -xf -` against its import, both fed the same archive
+// file on stdin. Repetitions interleave the two, alternating which goes first; the page cache is
+// warmed before the export runs (both read cached data) and `sync` runs before each timed import,
+// so writeback of one run does not land in the next. Throughput is MB of tree content per second;
+// the ratio is the median of per-repetition ratios (hostvol / GNU tar, above 1 = faster).
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fmt, median } from './stats';
+
+const TAR = '/usr/bin/tar';
+const CHILD = path.join(__dirname, 'archive-child.js');
+
+/** A tree of `total` bytes: a third each in big (64 MiB), medium (1 MiB) and small (1–64 KiB) files. */
+export function makeTree(dir: string, total: number): { files: number; bytes: number } {
+  const pool = randomBytes(8 << 20);
+  let files = 0;
+  let bytes = 0;
+  const write = (p: string, size: number) => {
+    const fd = fs.openSync(p, 'w');
+    for (let done = 0; done < size; ) {
+      const n = Math.min(size - done, pool.length - (files % 4096));
+      done += fs.writeSync(fd, pool, files % 4096, n);
+    }
+    fs.closeSync(fd);
+    files++;
+    bytes += size;
+  };
+  fs.mkdirSync(path.join(dir, 'big'), { recursive: true });
+  for (let i = 0; bytes < total / 3; i++) write(path.join(dir, 'big', `f${i}`), 64 << 20);
+  for (let i = 0; bytes < (2 * total) / 3; i++) {
+    const d = path.join(dir, 'medium', `d${i % 20}`);
+    fs.mkdirSync(d, { recursive: true });
+    write(path.join(d, `f${i}`), 1 << 20);
+  }
+  for (let i = 0; bytes < total; i++) {
+    const d = path.join(dir, 'small', `d${Math.floor(i / 200)}`);
+    if (i % 200 === 0) fs.mkdirSync(d, { recursive: true });
+    write(path.join(d, `f${i}`), 1024 + ((i * 7919) % (63 * 1024)));
+  }
+  return { files, bytes };
+}
+
+/** Runs `cmd args` with stdin from `input` (or nothing), counting its stdout; returns seconds. */
+function timed(cmd: string, args: string[], input: string | null): Promise<{ s: number; out: number }> {
+  return new Promise((resolve, reject) => {
+    const stdin = input ? fs.openSync(input, 'r') : 'ignore';
+    const began = performance.now();
+    const child = spawn(cmd, args, { stdio: [stdin, 'pipe', 'pipe'] });
+    if (typeof stdin === 'number') fs.closeSync(stdin);
+    let out = 0;
+    let err = '';
+    child.stdout!.on('data', (b: Buffer) => (out += b.length));
+    child.stderr!.on('data', (b: Buffer) => (err += b));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const s = (performance.now() - began) / 1000;
+      if (code !== 0) reject(new Error(`${cmd} ${args.join(' ')} failed (${code}): ${err.trim()}`));
+      else resolve({ s, out });
+    });
+  });
+}
+
+export interface ArchiveBenchResult {
+  lines: string[];
+  exportRatio: number;
+  importRatio: number;
+}
+
+export async function runArchiveBench(opts: { tmp: string; bytes: number; reps: number; log: (l: string) => void }): Promise<ArchiveBenchResult> {
+  const { tmp, log } = opts;
+  const src = path.join(tmp, 'archive-src');
+  const made = makeTree(src, opts.bytes);
+  const mb = made.bytes / 1e6;
+  log(`  tree: ${made.files} files, ${fmt(mb)} MB under ${src}`);
+  const archive = path.join(tmp, 'archive.tar');
+  execFileSync('/bin/sh', ['-c', `${TAR} -C '${src}' -cf - . > '${archive}'`]); // also warms the page cache
+  const node = process.execPath;
+  const sides = {
+    export: {
+      tar: () => timed(TAR, ['-C', src, '-cf', '-', '.'], null),
+      hostvol: () => timed(node, [CHILD, 'export', src], null),
+    },
+    import: {
+      tar: (dst: string) => timed(TAR, ['-C', dst, '-xf', '-'], archive),
+      hostvol: (dst: string) => timed(node, [CHILD, 'import', dst], archive),
+    },
+  };
+  const t = { export: { tar: [] as number[], hostvol: [] as number[] }, import: { tar: [] as number[], hostvol: [] as number[] } };
+  const ratios = { export: [] as number[], import: [] as number[] };
+  for (let rep = 0; rep < opts.reps; rep++) {
+    const order = rep % 2 ? (['hostvol', 'tar'] as const) : (['tar', 'hostvol'] as const);
+    const e: Record<string, number> = {};
+    for (const who of order) {
+      const r = await sides.export[who]();
+      if (r.out < made.bytes) throw new Error(`${who} export wrote ${r.out} bytes, less than the tree's ${made.bytes}`);
+      e[who] = r.s;
+      t.export[who].push(r.s);
+    }
+    ratios.export.push(e.tar / e.hostvol);
+    const i: Record<string, number> = {};
+    for (const who of order) {
+      const dst = path.join(tmp, `archive-dst-${who}`);
+      fs.mkdirSync(dst);
+      execFileSync('sync');
+      const r = await sides.import[who](dst);
+      i[who] = r.s;
+      t.import[who].push(r.s);
+      fs.rmSync(dst, { recursive: true, force: true });
+    }
+    ratios.import.push(i.tar / i.hostvol);
+    log(`  rep ${rep + 1}: export tar ${fmt(e.tar)} s, hostvol ${fmt(e.hostvol)} s; import tar ${fmt(i.tar)} s, hostvol ${fmt(i.hostvol)} s`);
+  }
+  fs.rmSync(src, { recursive: true, force: true });
+  fs.rmSync(archive, { force: true });
+  const row = (what: 'export' | 'import', cmd: string) =>
+    `| ${what} | \`${cmd}\` | ${fmt(mb / median(t[what].tar))} | ${fmt(mb / median(t[what].hostvol))} | ${fmt(median(ratios[what]))}× |`;
+  const lines = [
+    `A tree of ${made.files.toLocaleString('en-US')} files, ${fmt(mb)} MB (a third each in 64 MiB, 1 MiB and 1–64 KiB files), ` +
+      `${opts.reps} interleaved repetitions; MB/s of file content, medians. Target: hostvol ≥ 0.8× GNU tar.`,
+    '',
+    '| | GNU tar | GNU tar MB/s | hostvol MB/s | hostvol / tar |',
+    '|---|---|---|---|---|',
+    row('export', 'tar -C dir -cf - .'),
+    row('import', 'tar -C dir -xf -'),
+    '',
+    'hostvol: `bench/archive-child.ts`, the engine (`dist/archive/`) as its own process, stdout/stdin a pipe as for GNU tar. ' +
+      'Export reads from the page cache (warmed first); each import starts after `sync` into an empty directory.',
+  ];
+  return { lines, exportRatio: median(ratios.export), importRatio: median(ratios.import) };
+}
+
+// `node bench/out/bench/archive.js [MB] [reps]`: this section alone.
+if (require.main === module) {
+  const tmp = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'hostvol-bench-archive-'));
+  const [mbArg, repsArg] = process.argv.slice(2);
+  runArchiveBench({ tmp, bytes: Number(mbArg ?? 1024) * 1024 * 1024, reps: Number(repsArg ?? 5), log: (l) => console.log(l) })
+    .then((r) => console.log(r.lines.join('\n')))
+    .finally(() => fs.rmSync(tmp, { recursive: true, force: true }));
+}

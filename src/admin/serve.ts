@@ -1,0 +1,70 @@
+// The admin API's listeners: the root-only Unix socket (mode 0600, from the first instant: see
+// listenUnix) and, when asked for, a TCP listener that serves nothing but GET /metrics, so a
+// Prometheus on the network never reaches an endpoint that changes anything.
+import * as http from 'node:http';
+import { HostvolError } from '../errors';
+import { closeServer, listenUnix } from '../plugin/listen';
+import { createAdminApp } from './app';
+import type { AdminContext } from './context';
+
+export interface AdminListeners {
+  /** Absent when the admin socket could not be served (logged; the plugin socket is served regardless). */
+  admin?: http.Server;
+  metrics?: http.Server;
+  close(): Promise<void>;
+}
+
+/** `HOST:PORT`, `[v6]:PORT` or `:PORT` (every address); a port of 0 picks a free one. */
+export function parseAddress(spec: string): { host: string | undefined; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(spec);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new HostvolError(`--metrics-address "${spec}" is not HOST:PORT (e.g. 127.0.0.1:9105 or [::1]:9105)`);
+  return { host: m[1] ?? (m[2] || undefined), port };
+}
+
+function metricsOnly(ctx: AdminContext): http.RequestListener {
+  return (req, res) => {
+    const route = (req.url ?? '').split('?')[0];
+    if (req.method !== 'GET' || route !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ Err: 'this listener serves only GET /metrics' }));
+      return;
+    }
+    ctx.metrics.registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': ctx.metrics.registry.contentType }).end(text),
+      (err: Error) => res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ Err: err.message })),
+    );
+  };
+}
+
+export async function startAdmin(ctx: AdminContext, socket: string, metricsAddress?: string): Promise<AdminListeners> {
+  let admin: http.Server | undefined = http.createServer(createAdminApp(ctx));
+  try {
+    await listenUnix(admin, socket, 0o600);
+  } catch (err) {
+    // dockerd's requests matter more than the operator's: the plugin still serves, and says why the admin API does not.
+    ctx.log.error({ adminSocket: socket, err: (err as Error).message }, 'admin API not served: hostvol commands cannot reach this daemon; fix that and restart it, or give --admin-socket');
+    admin = undefined;
+  }
+  let metrics: http.Server | undefined;
+  if (metricsAddress) {
+    const { host, port } = parseAddress(metricsAddress);
+    metrics = http.createServer(metricsOnly(ctx));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        metrics!.once('error', reject);
+        metrics!.listen(port, host, () => resolve());
+      });
+    } catch (err) {
+      if (admin) await closeServer(admin);
+      throw new HostvolError(`cannot listen for metrics on ${metricsAddress}: ${(err as Error).message}; choose another --metrics-address`);
+    }
+  }
+  return {
+    admin,
+    metrics,
+    close: async () => {
+      await Promise.all([admin ? closeServer(admin, 2000) : undefined, metrics ? closeServer(metrics, 2000) : undefined]);
+      await ctx.docker.close();
+    },
+  };
+}

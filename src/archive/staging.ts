@@ -1,0 +1,86 @@
+// Filling a volume's directory all at once: the new content is made in a private directory beside
+// it (same parent, so the same file system), then swapped in with renameat2(RENAME_EXCHANGE), which
+// is atomic: at every instant the volume's path names either the whole old tree or the whole new
+// one. The old tree is deleted after the swap. A failure, or an abort (Ctrl-C), deletes the staging
+// directory instead, and the volume is as it was. A crash mid-way leaves only a `.<name>.hostvol-*`
+// directory beside the volume, never a partial volume.
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ConflictError } from '../errors';
+import { libc } from '../host/libc';
+import { removeEntry, type Dir } from '../host/tree';
+import { openChild, openRoot } from '../host/tree-dir';
+import { runJob } from './worker-host';
+
+export interface StageOptions {
+  /** Replace a volume that already has content (else that is a ConflictError). */
+  force?: boolean;
+  /** What the caller calls the target, for messages ("volume \"v\""). */
+  what: string;
+}
+
+async function isEmpty(dir: Dir): Promise<boolean> {
+  const handle = await fs.promises.opendir(dir.at());
+  try {
+    return (await handle.read()) === null;
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
+}
+
+/** Gives `staged` the owner, mode and xattrs (an SELinux label) of the directory it will replace. */
+async function copyRootMetadata(from: Dir, to: Dir): Promise<void> {
+  const st = await from.stat();
+  await to.chown(st.uid, st.gid);
+  await to.chmod(st.mode & 0o7777);
+  for (const name of await libc('llistxattr', from.path, from.self())) {
+    const v = await libc('lgetxattr', from.path, from.self(), name);
+    if (v) await libc('lsetxattr', to.path, to.self(), name, v, 0);
+  }
+}
+
+/**
+ * Runs `fill` on a fresh staging directory beside `target` (an existing directory, followed as given:
+ * the caller's verified volume directory), then swaps it in. `fill` gets a path that reaches the
+ * staging directory through an open fd (/proc/self/fd/…), not by name.
+ */
+export async function replaceContent<T>(target: string, opts: StageOptions, fill: (staging: string) => Promise<T>): Promise<T> {
+  const base = path.basename(target);
+  const parent = await openRoot(path.dirname(target));
+  const name = `.${base}.hostvol-${randomBytes(6).toString('hex')}`;
+  let staged = false;
+  try {
+    const current = await openChild(parent, base);
+    try {
+      if (!opts.force && !(await isEmpty(current))) {
+        throw new ConflictError(`${opts.what} is not empty (${target}); use --force to replace its content`);
+      }
+      await fs.promises.mkdir(parent.at(name), 0o700);
+      staged = true;
+      const stage = await openChild(parent, name);
+      try {
+        await copyRootMetadata(current, stage);
+      } finally {
+        await stage.close();
+      }
+    } finally {
+      await current.close();
+    }
+    const result = await fill(`/proc/self/fd/${parent.fd}/${name}`);
+    // Checked again just before the swap: something may have written into it meanwhile.
+    if (!opts.force) {
+      const again = await openChild(parent, base);
+      const empty = await isEmpty(again).finally(() => again.close());
+      if (!empty) throw new ConflictError(`${opts.what} gained content while it was being filled (${target}); nothing was changed`);
+    }
+    await runJob({ op: 'exchange', dir: `/proc/self/fd/${parent.fd}`, a: Buffer.from(name), b: Buffer.from(base) });
+    // The old tree now has the staging name; deleting it is all that is left.
+    await removeEntry(parent, name);
+    staged = false;
+    return result;
+  } finally {
+    if (staged) await removeEntry(parent, name).catch(() => undefined);
+    await parent.close();
+  }
+}

@@ -1,0 +1,108 @@
+// The archive worker's program: one job per worker (export, extract, clone, exchange), all of its
+// disk work synchronous on this thread. Export output goes back in transferred 1 MiB chunks, at most
+// a few ahead of the reader (a shared counter the main thread lowers as it hands chunks on: the
+// worker waits on it, so a slow consumer slows the walk instead of filling memory). Extract input
+// arrives as messages, each acknowledged once written, so the main thread can bound what is queued.
+import { parentPort, workerData } from 'node:worker_threads';
+import { TreeBuilder } from './builder';
+import { CHUNK, ChunkWriter } from './chunks';
+import { ArchiveError } from './names';
+import { exchange } from './sys';
+import { TarDecoder } from './tar-decode';
+import { TarWriter } from './tar-writer';
+import { walkTree } from './walk';
+import * as fs from 'node:fs';
+import { SLOTS, CANCELLED, IN_FLIGHT, type FromWorker, type Job, type ToWorker } from './worker-protocol';
+
+class Cancelled extends Error {}
+
+const post = (m: FromWorker, transfer?: ArrayBuffer[]) => parentPort!.postMessage(m, transfer ?? []);
+
+function fail(err: unknown): void {
+  if (err instanceof Cancelled) return;
+  const e = err as Error & { code?: string };
+  post({ t: 'error', message: e.message ?? String(err), archive: err instanceof ArchiveError, code: e.code });
+}
+
+function runExport(job: Extract<Job, { op: 'export' }>): void {
+  const ctl = new Int32Array(job.ctl);
+  const slots = Array.from({ length: SLOTS }, (_, i) => Buffer.from(job.ring, i * CHUNK, CHUNK));
+  const out = new ChunkWriter(slots, (slot, len) => {
+    if (Atomics.load(ctl, CANCELLED)) throw new Cancelled();
+    Atomics.add(ctl, IN_FLIGHT, 1);
+    post({ t: 'chunk', slot, len });
+    // The reader frees slots in the order they were posted: with fewer than SLOTS in flight, the
+    // next slot (the oldest posted) is free.
+    for (;;) {
+      const n = Atomics.load(ctl, IN_FLIGHT);
+      if (n < SLOTS) break;
+      if (Atomics.load(ctl, CANCELLED)) throw new Cancelled();
+      Atomics.wait(ctl, IN_FLIGHT, n, 1000);
+    }
+  });
+  const tar = new TarWriter(out);
+  const stats = walkTree(job.root, (e, fd) => tar.add(e, fd), { sparse: true });
+  tar.end();
+  post({ t: 'done', entries: stats.entries, bytes: stats.bytes, warnings: [...stats.warnings, ...tar.warnings] });
+}
+
+function runExtract(job: Extract<Job, { op: 'extract' }>): void {
+  const builder = new TreeBuilder(job.root);
+  const decoder = new TarDecoder(builder);
+  parentPort!.on('message', (m: ToWorker) => {
+    try {
+      if (m.t === 'data') {
+        decoder.push(Buffer.from(job.ring, m.slot * CHUNK, m.len));
+        post({ t: 'ack' });
+        return;
+      }
+      decoder.finish();
+      builder.finish();
+      post({ t: 'done', entries: builder.stats.entries, bytes: builder.stats.bytes, warnings: [] });
+    } catch (err) {
+      builder.close(true);
+      fail(err);
+    }
+    parentPort!.close();
+  });
+}
+
+function runClone(job: Extract<Job, { op: 'clone' }>): void {
+  const builder = new TreeBuilder(job.dst);
+  try {
+    const stats = walkTree(
+      job.src,
+      (e, fd) => {
+        if (e.kind === 'file') return builder.copy(e, fd);
+        builder.begin(e);
+        builder.end(e);
+      },
+      { sparse: true },
+    );
+    builder.finish();
+    post({ t: 'done', entries: stats.entries, bytes: builder.stats.bytes, warnings: stats.warnings });
+  } finally {
+    builder.close(true);
+  }
+}
+
+function runExchange(job: Extract<Job, { op: 'exchange' }>): void {
+  const dir = fs.openSync(job.dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try {
+    exchange(dir, Buffer.from(job.a), Buffer.from(job.b), `${job.dir}: ${Buffer.from(job.a).toString()} <-> ${Buffer.from(job.b).toString()}`);
+    fs.fsyncSync(dir);
+  } finally {
+    fs.closeSync(dir);
+  }
+  post({ t: 'done', entries: 0, bytes: 0, warnings: [] });
+}
+
+const job = workerData.job as Job;
+try {
+  if (job.op === 'export') runExport(job);
+  else if (job.op === 'extract') runExtract(job);
+  else if (job.op === 'clone') runClone(job);
+  else runExchange(job);
+} catch (err) {
+  fail(err);
+}

@@ -1,0 +1,118 @@
+// What export, import and clone share on the CLI side: the --pause/--live rule for a volume that
+// running containers write to (asked of dockerd, as only dockerd knows which containers use it),
+// progress on stderr when it is a terminal, and Ctrl-C that undoes what was started (unpause).
+import { Transform } from 'node:stream';
+import cliProgress from 'cli-progress';
+import { DockerUnreachableError, type ContainerUse } from '../admin/docker';
+import { ConflictError, HostvolError, describe } from '../errors';
+import type { ConnectFlags } from './client';
+import { humanBytes, withDocker } from './common';
+
+export interface WriterFlags {
+  pause?: boolean;
+  live?: boolean;
+}
+
+/** `-o k=v` collected into a map (commander's repeatable option). */
+export function collectOpt(value: string, prev: Record<string, string>): Record<string, string> {
+  const eq = value.indexOf('=');
+  if (eq <= 0) throw new HostvolError(`-o ${value}: give key=value, e.g. -o uid=1000`);
+  return { ...prev, [value.slice(0, eq)]: value.slice(eq + 1) };
+}
+
+/**
+ * Runs `fn` once no running container can write to volume `name` meanwhile: none mounts it
+ * read-write, or --pause paused those that do (unpaused afterwards, on failure and on Ctrl-C too),
+ * or --live says to go ahead. `what` is the command, for messages.
+ */
+export async function withWritersHandled<T>(flags: ConnectFlags & WriterFlags, name: string, what: string, fn: () => Promise<T>): Promise<T> {
+  if (flags.live) return fn();
+  return withDocker(flags, async (docker) => {
+    let users: ContainerUse[];
+    try {
+      users = await docker.containersUsing(name, `${what} (to find containers writing to volume "${name}")`);
+    } catch (err) {
+      if (err instanceof DockerUnreachableError) throw new HostvolError(`${describe(err)}; or pass --live to ${what} without asking`);
+      throw err;
+    }
+    const writers = users.filter((u) => u.state === 'running' && u.rw);
+    if (writers.length === 0) return fn();
+    const names = writers.map((w) => w.name).join(', ');
+    if (!flags.pause) {
+      throw new ConflictError(`volume "${name}" is mounted read-write by running container(s) ${names}; use --pause to pause them while the ${what} runs, or --live to ${what} it as it is`);
+    }
+    const paused: ContainerUse[] = [];
+    const unpause = async () => {
+      for (const c of paused.splice(0)) {
+        await docker.unpause(c.id, `${what} (unpausing ${c.name})`).catch((err) => process.stderr.write(`hostvol: could not unpause ${c.name}: ${describe(err)}; run docker unpause ${c.name}\n`));
+      }
+    };
+    // Ctrl-C while paused: unpause at once; the command's abortOnSignal() stops the operation.
+    const onSignal = () => void unpause();
+    process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+    try {
+      for (const w of writers) {
+        await docker.pause(w.id, `${what} --pause`);
+        paused.push(w);
+      }
+      return await fn();
+    } finally {
+      process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+      await unpause();
+    }
+  });
+}
+
+/**
+ * A pass-through that counts bytes and, when stderr is a terminal, shows them with the rate and (if
+ * the total is known) the ETA. Nothing is drawn otherwise: stdout carries data, stderr stays quiet.
+ */
+export function progress(label: string, total?: number): Transform {
+  const tty = process.stderr.isTTY === true;
+  const bar = tty
+    ? new cliProgress.SingleBar(
+        {
+          stream: process.stderr,
+          format: total ? `${label} [{bar}] {percentage}% {done} of {all} {rate}/s ETA {eta_formatted}` : `${label} {done} {rate}/s`,
+          hideCursor: true,
+          clearOnComplete: false,
+        },
+        cliProgress.Presets.shades_classic,
+      )
+    : null;
+  const began = Date.now();
+  let n = 0;
+  const payload = () => ({ done: humanBytes(n), all: humanBytes(total ?? 0), rate: humanBytes(n / Math.max(0.001, (Date.now() - began) / 1000)) });
+  bar?.start(total ?? 0, 0, payload());
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      n += chunk.length;
+      bar?.update(total ? Math.min(n, total) : n, payload());
+      cb(null, chunk);
+    },
+    flush(cb) {
+      bar?.update(total ?? n, payload());
+      bar?.stop();
+      cb();
+    },
+    destroy(err, cb) {
+      bar?.stop();
+      cb(err);
+    },
+  });
+}
+
+/** Aborts `ac` on Ctrl-C (and SIGTERM) while `fn` runs, so what it started is undone before exit. */
+export async function abortOnSignal<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const ac = new AbortController();
+  const onSignal = () => {
+    process.exitCode = 130;
+    ac.abort(new HostvolError('interrupted'));
+  };
+  process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+  try {
+    return await fn(ac.signal);
+  } finally {
+    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+  }
+}

@@ -1,0 +1,31 @@
+// Which store a daemon serves: the embedded SQLite store, or with --etcd the cluster's etcd store.
+import * as fs from 'node:fs';
+import type { Logger } from 'pino';
+import { EtcdStore } from './etcd';
+import { SqliteStore } from './sqlite';
+import type { Store } from './store';
+
+export interface ClusterConfig {
+  /** Client URLs of the etcd members. */
+  urls: string[];
+  node: string;
+  prefix: string;
+  /** Seconds. */
+  leaseTtl: number;
+  /** PEM files for TLS to etcd: the CA, and this node's certificate and key (client auth). */
+  cacert?: string;
+  cert?: string;
+  key?: string;
+  /** Bound on one etcd change, in ms (default 5000). */
+  opTimeoutMs?: number;
+}
+
+export function openStore(config: { stateDir: string; dataRoot: string; cluster?: ClusterConfig }, log: Logger): Store {
+  const c = config.cluster;
+  if (!c) return new SqliteStore(config.stateDir);
+  fs.mkdirSync(config.stateDir, { recursive: true, mode: 0o700 }); // bind mounts and the store id still live there
+  const read = (f: string | undefined) => (f ? fs.readFileSync(f) : undefined);
+  if ((c.cert || c.key) && !c.cacert) throw new Error('--etcd-cert and --etcd-key need --etcd-cacert (the CA that signed the etcd server certificates)');
+  const tls = c.cacert ? { ca: read(c.cacert)!, cert: read(c.cert), key: read(c.key) } : undefined;
+  return new EtcdStore({ urls: c.urls, node: c.node, prefix: c.prefix, leaseTtl: c.leaseTtl, tls, opTimeoutMs: c.opTimeoutMs, dataRoot: config.dataRoot }, log);
+}

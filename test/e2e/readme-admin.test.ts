@@ -1,0 +1,97 @@
+// The README's "Operating volumes" blocks, run verbatim against a private engine and a hostvol started
+// with no flags (default plugin socket, data root and admin socket /run/hostvol/admin.sock, each made
+// private to the engine's namespace), in the README's order, with `hostvol` on PATH as `npm install -g`
+// puts it. What each block's comments claim is checked on its output.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { BB_IMAGE, CLI_JS, e2eSuite, run } from './harness';
+import { privateHostDirs, runReadmeBlock, serveInEngine } from './lib/readme';
+
+const s = e2eSuite({ hostvol: false });
+let undoHostDirs: () => Promise<void>;
+const savedPath = process.env.PATH;
+/** The volume the blocks share: created by the first block, made here too so that each test also runs alone. */
+const ensureWeb = () => s.docker(['volume', 'create', '-d', 'hostvol', 'web']);
+const nsRun = (script: string) => {
+  const ns = s.engine.nsenter(false);
+  return run(ns[0], [...ns.slice(1), 'sh', '-ec', script]);
+};
+
+beforeAll(async () => {
+  undoHostDirs = await privateHostDirs(s.engine);
+  // /run is the host's: the default admin socket's directory gets a tmpfs of its own in the engine's namespace.
+  await nsRun('mkdir -p /run/hostvol && mount -t tmpfs runhostvol /run/hostvol');
+  await s.docker(['tag', BB_IMAGE, 'busybox']);
+  await serveInEngine(s.engine, [process.execPath, CLI_JS, 'serve'], { PATH: process.env.PATH }, 'readme-admin-hostvol.log');
+  const bin = path.join(s.engine.base, 'bin');
+  fs.mkdirSync(bin);
+  fs.writeFileSync(path.join(bin, 'hostvol'), `#!/bin/sh\nexec ${process.execPath} ${CLI_JS} "$@"\n`, { mode: 0o755 });
+  process.env.PATH = `${bin}:${savedPath}`; // engine.env() copies it into every block's environment
+});
+
+describe('README: operating volumes', () => {
+  afterAll(async () => {
+    process.env.PATH = savedPath;
+    await s.docker(['rm', '-f', 'web1'], { allowFail: true });
+    await s.docker(['volume', 'rm', '-f', 'web'], { allowFail: true });
+    await nsRun('umount -l /run/hostvol || true');
+    await undoHostDirs?.();
+  });
+
+  s.scenario('admin-inspect: ls and inspect show the volume, and the container using it from dockerd', async () => {
+    const out = (await runReadmeBlock(s.engine, 'admin-inspect')).stdout;
+    expect(out).toMatch(/^NAME\s+STATE\s+LEASES\s+HOST PATH$/m);
+    expect(out).toMatch(/^web\s+ready\s+1\s+\/var\/lib\/hostvol\/volumes\/web$/m);
+    expect(out).toMatch(/^Host path: +\/var\/lib\/hostvol\/volumes\/web$/m);
+    expect(out).toMatch(/^ {2}web1 {2}running {2}rw {2}at \/srv$/m);
+    expect(out).toMatch(/^Mounted in a container: yes$/m);
+  }, 120_000);
+
+  s.scenario('admin-archive: export to a file, import it into a new volume, clone; the copies hold what web holds', async () => {
+    await ensureWeb();
+    await nsRun('printf hello > /var/lib/hostvol/volumes/web/greeting');
+    await runReadmeBlock(s.engine, 'admin-archive');
+    const vols = (await s.docker(['volume', 'ls', '-q'])).stdout.split('\n');
+    expect(vols).toEqual(expect.arrayContaining(['web-copy', 'web-clone']));
+    const read = await nsRun('cat /var/lib/hostvol/volumes/web-copy/greeting /var/lib/hostvol/volumes/web-clone/greeting');
+    expect(read.stdout).toBe('hellohello');
+    await s.docker(['volume', 'rm', 'web-copy', 'web-clone']);
+  }, 120_000);
+
+  s.scenario('admin-df: per volume, total, file systems; JSON for one volume', async () => {
+    await ensureWeb();
+    // (No file is written into web here: on this test's private /var/lib, an overlay over another file
+    // system, files report the upper layer's st_dev, so the one-file-system walk would not count them.)
+    const out = (await runReadmeBlock(s.engine, 'admin-df')).stdout;
+    expect(out).toMatch(/^web\s+\S+B\s+\S+B\s+1$/m);
+    expect(out).toMatch(/^TOTAL\s/m);
+    expect(out).toMatch(/^FILESYSTEM OF\s+FREE/m);
+    const json = JSON.parse(out.slice(out.indexOf('{')));
+    expect(json.volumes).toEqual([expect.objectContaining({ name: 'web', path: '/var/lib/hostvol/volumes/web', inodes: 1 })]);
+  });
+
+  s.scenario('admin-prune: the anonymous volume is listed by --dry-run, then removed through dockerd', async () => {
+    const out = (await runReadmeBlock(s.engine, 'admin-prune')).stdout;
+    const anon = out.split('\n')[0];
+    expect(anon).toMatch(/^[0-9a-f]{64}$/);
+    expect(out).toMatch(new RegExp(`^Would remove:\n${anon} (\\S+B)\n\nTotal reclaimable space: \\1\n`, 'm'));
+    expect(out).toMatch(new RegExp(`^Deleted Volumes:\n${anon} (\\S+B)\n\nTotal reclaimed space: \\1\n`, 'm'));
+    expect(out).toMatch(/Deleted Volumes:\n\nTotal reclaimed space: 0B\n$/); // nothing labelled env=ci
+    expect((await s.docker(['volume', 'ls', '-q'])).stdout.split('\n')).not.toContain(anon);
+    expect((await s.docker(['volume', 'ls', '-q'])).stdout.split('\n')).toContain('web');
+  });
+
+  s.scenario('admin-leases: no lease left once web1 is gone; release --stale has nothing to drop', async () => {
+    await ensureWeb();
+    const out = (await runReadmeBlock(s.engine, 'admin-leases')).stdout;
+    expect(out).toBe('VOLUME  ID  COUNT  GENERATION  STALE  MOUNTED\nweb: no lease to release\n');
+  });
+
+  s.scenario('admin-doctor: a clean install has nothing to report or fix', async () => {
+    expect((await runReadmeBlock(s.engine, 'admin-doctor')).stdout).toBe('no problems found\nno problems found\n');
+  });
+
+  s.scenario('admin-metrics: the lease gauge on the admin socket', async () => {
+    expect((await runReadmeBlock(s.engine, 'admin-metrics')).stdout).toBe('hostvol_leases 0\n');
+  });
+});

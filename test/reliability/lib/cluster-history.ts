@@ -1,0 +1,83 @@
+// The recorded history of a cluster run and the checker over it. Every request is an event with the
+// node, the volume, the Mount ID, when it was sent and when its answer came, and the answer (ok, Err,
+// or none: the node was killed). A Mount answered ok starts a *holding* (a container on that node
+// writes the volume) that ends when its Unmount is sent, or when the node is killed (dockerd and its
+// containers die with it, as in the issue's scenario). The checker finds:
+// - two holdings of a `Z` volume by different Mount IDs that overlap in time (two writers at once);
+// - a Remove answered ok while a holding of its volume lasted from before it was sent until after it
+//   was answered (removed while mounted).
+
+export type Kind = 'create' | 'mount' | 'unmount' | 'remove';
+
+export interface Event {
+  node: number;
+  kind: Kind;
+  volume: string;
+  id?: string;
+  start: number;
+  end: number;
+  outcome: 'ok' | 'err' | 'lost';
+  err?: string;
+}
+
+export interface Holding {
+  node: number;
+  volume: string;
+  id: string;
+  from: number;
+  to: number;
+}
+
+export class History {
+  readonly events: Event[] = [];
+  readonly kills: { node: number; at: number }[] = [];
+
+  record(e: Event): void {
+    this.events.push(e);
+  }
+
+  killed(node: number, at: number): void {
+    this.kills.push({ node, at });
+  }
+
+  /** Mount answered ok → the Unmount of that node and ID sent next, or the node's next kill. */
+  holdings(now = Number.MAX_SAFE_INTEGER): Holding[] {
+    const out: Holding[] = [];
+    const mounts = this.events.filter((e) => e.kind === 'mount' && e.outcome === 'ok').sort((a, b) => a.end - b.end);
+    for (const m of mounts) {
+      const unmount = this.events
+        .filter((e) => e.kind === 'unmount' && e.node === m.node && e.id === m.id && e.volume === m.volume && e.start >= m.end)
+        .reduce((t, e) => Math.min(t, e.start), now);
+      const kill = this.kills.filter((k) => k.node === m.node && k.at >= m.end).reduce((t, k) => Math.min(t, k.at), now);
+      out.push({ node: m.node, volume: m.volume, id: m.id!, from: m.end, to: Math.min(unmount, kill) });
+    }
+    return out;
+  }
+}
+
+/** Every violation in the history, one sentence each. `exclusive(v)`: whether v was created with Z. */
+export function violations(h: History, exclusive: (volume: string) => boolean): string[] {
+  const out: string[] = [];
+  const holdings = h.holdings();
+  const byVolume = new Map<string, Holding[]>();
+  for (const x of holdings) byVolume.set(x.volume, [...(byVolume.get(x.volume) ?? []), x]);
+  for (const [volume, list] of byVolume) {
+    if (!exclusive(volume)) continue;
+    const sorted = [...list].sort((a, b) => a.from - b.from);
+    for (let i = 0; i < sorted.length; i++) {
+      for (let j = i + 1; j < sorted.length && sorted[j].from < sorted[i].to; j++) {
+        const [a, b] = [sorted[i], sorted[j]];
+        if (a.node === b.node && a.id === b.id) continue;
+        out.push(`two writers of Z volume "${volume}": node${a.node + 1}/${a.id} [${a.from}, ${a.to}) and node${b.node + 1}/${b.id} [${b.from}, ${b.to})`);
+      }
+    }
+  }
+  for (const r of h.events.filter((e) => e.kind === 'remove' && e.outcome === 'ok')) {
+    for (const x of byVolume.get(r.volume) ?? []) {
+      if (x.from < r.start && x.to > r.end) {
+        out.push(`volume "${r.volume}" removed by node${r.node + 1} [${r.start}, ${r.end}] while node${x.node + 1}/${x.id} held it [${x.from}, ${x.to})`);
+      }
+    }
+  }
+  return out;
+}
