@@ -3,7 +3,6 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { adminCommands } from './commands';
 import { ADMIN_SOCKET_NAME, DEFAULT_ADMIN_SOCKET } from './commands/client';
 import { startDaemon, defaults, type Config } from './daemon';
 import { describe } from './errors';
@@ -145,7 +144,10 @@ const program = new Command('hostvol')
   .description('Docker volume plugin: named volumes as host directories')
   .version(require('../package.json').version as string)
   .addCommand(serveCommand());
-for (const c of adminCommands()) program.addCommand(c);
+// `serve` must answer dockerd soon after it starts: the admin commands' modules are loaded only for them.
+if (process.argv[2] !== 'serve') {
+  for (const c of (require('./commands') as typeof import('./commands')).adminCommands()) program.addCommand(c);
+}
 
 program.parseAsync(process.argv).catch((err) => {
   process.stderr.write(`hostvol: ${describe(err)}\n`);

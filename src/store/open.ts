@@ -1,7 +1,7 @@
 // Which store a daemon serves: the embedded SQLite store, or with --etcd the cluster's etcd store.
 import * as fs from 'node:fs';
 import type { Logger } from 'pino';
-import { EtcdStore } from './etcd';
+import type { EtcdStore } from './etcd';
 import { SqliteStore } from './sqlite';
 import type { Store } from './store';
 
@@ -27,5 +27,8 @@ export function openStore(config: { stateDir: string; dataRoot: string; cluster?
   const read = (f: string | undefined) => (f ? fs.readFileSync(f) : undefined);
   if ((c.cert || c.key) && !c.cacert) throw new Error('--etcd-cert and --etcd-key need --etcd-cacert (the CA that signed the etcd server certificates)');
   const tls = c.cacert ? { ca: read(c.cacert)!, cert: read(c.cert), key: read(c.key) } : undefined;
-  return new EtcdStore({ urls: c.urls, node: c.node, prefix: c.prefix, leaseTtl: c.leaseTtl, tls, opTimeoutMs: c.opTimeoutMs, dataRoot: config.dataRoot }, log);
+  // Loaded only in cluster mode: the etcd client (gRPC) takes ~0.4 s to load, which a host with the
+  // embedded store would pay at every start, before its first answer to dockerd.
+  const { EtcdStore: Etcd } = require('./etcd') as { EtcdStore: typeof EtcdStore };
+  return new Etcd({ urls: c.urls, node: c.node, prefix: c.prefix, leaseTtl: c.leaseTtl, tls, opTimeoutMs: c.opTimeoutMs, dataRoot: config.dataRoot }, log);
 }
