@@ -88,7 +88,7 @@ test(`crash consistency: ${KILLS} SIGKILLs at random moments (seed ${SEED})`, as
         // Every Mount answers hostvol's own bind of the directory, never the data directory itself.
         const want = path.join(dirs.mounts, name);
         inv.check(r.json.Mountpoint === want, () => `Mount ${name} returned ${r.json.Mountpoint}, expected ${want}`);
-        model.setCount(name, id, model.count(name, id) + 1);
+        model.leases.setCount(name, id, model.leases.count(name, id) + 1);
       }
     } else if (roll < 0.8) {
       const held = [...(leases.get(name)?.keys() ?? [])];
@@ -97,7 +97,7 @@ test(`crash consistency: ${KILLS} SIGKILLs at random moments (seed ${SEED})`, as
       const r = await c.unmount(name, id);
       setInflight(undefined);
       model.expectReply(r, !!v, `Unmount ${name} ${id}`);
-      if (v && isOk(r)) model.setCount(name, id, model.count(name, id) - 1);
+      if (v && isOk(r)) model.leases.setCount(name, id, model.leases.count(name, id) - 1);
     } else if (roll < 0.95) {
       setInflight({ kind: 'remove', name });
       const r = await c.remove(name);

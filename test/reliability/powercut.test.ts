@@ -136,7 +136,7 @@ function voidLeaseChecks(inv: Invariants, model: PowerModel, from: number, copy:
   const kept = inv.violations.filter((v, i) => i < from || !v.includes(LEASES));
   inv.violations.splice(0, inv.violations.length, ...kept);
   model.leases.clear();
-  for (const l of copy.leases) if (model.vols.has(l.volume)) model.setCount(l.volume, l.id, l.count);
+  for (const l of copy.leases) if (model.vols.has(l.volume)) model.leases.setCount(l.volume, l.id, l.count);
 }
 
 testCut(`power cuts: ${CUTS} cuts at random moments of mixed operations (seed ${SEED})`, async () => {

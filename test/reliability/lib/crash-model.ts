@@ -7,6 +7,7 @@ import { isErr, isOk, type Reply } from './client';
 import type { Invariants } from './figures';
 import { inside } from './sandbox';
 import type { StoreCopy } from './store';
+import { LeaseCounts } from './lease-counts';
 
 export type Flavor = 'plain' | 'ro' | 'delete' | 'new' | 'new-ro' | 'pre' | 'pre-delete';
 export const FLAVORS: Flavor[] = ['plain', 'ro', 'delete', 'new', 'new-ro', 'pre', 'pre-delete'];
@@ -36,7 +37,7 @@ export interface CrashDirs {
 
 export class CrashModel {
   readonly vols = new Map<string, MVol>();
-  readonly leases = new Map<string, Map<string, number>>(); // volume -> id -> count
+  readonly leases = new LeaseCounts(); // volume -> id -> count
   /** Directories that may exist without a record: made by the test, or data kept by onremove=keep. */
   readonly foreign = new Set<string>();
   /**
@@ -63,18 +64,6 @@ export class CrashModel {
       case 'pre': return { path: this.flavorPath(name, f) };
       case 'pre-delete': return { path: this.flavorPath(name, f), onremove: 'delete' };
     }
-  }
-
-  count(name: string, id: string): number {
-    return this.leases.get(name)?.get(id) ?? 0;
-  }
-
-  setCount(name: string, id: string, c: number): void {
-    const m = this.leases.get(name) ?? new Map<string, number>();
-    if (c > 0) m.set(id, c);
-    else m.delete(id);
-    if (m.size) this.leases.set(name, m);
-    else this.leases.delete(name);
   }
 
   static marker(name: string): string {
@@ -129,12 +118,12 @@ export class CrashModel {
     const inv = this.inv;
     inv.check(copy.integrity === 'ok', () => `store integrity after kill: ${copy.integrity}`);
     if (op && (op.kind === 'mount' || op.kind === 'unmount') && this.vols.has(op.name)) {
-      const before = this.count(op.name, op.id);
+      const before = this.leases.count(op.name, op.id);
       const stored = copy.leases.find((l) => l.volume === op.name && l.id === op.id)?.count ?? 0;
       const after = op.kind === 'mount' ? before + 1 : Math.max(0, before - 1);
       if (inv.check(stored === before || stored === after, `${op.kind} ${op.name}/${op.id} in flight: stored count ${stored}, acknowledged ${before}`)) {
         if (stored !== before) this.landedEitherWay++;
-        this.setCount(op.name, op.id, stored);
+        this.leases.setCount(op.name, op.id, stored);
       }
     }
     // A Remove in flight drops the volume's leases (lost Unmounts) one by one before its 'removing'
@@ -142,7 +131,7 @@ export class CrashModel {
     if (op?.kind === 'remove' && this.vols.has(op.name)) {
       for (const [id, n] of this.leases.get(op.name) ?? []) {
         const stored = copy.leases.find((l) => l.volume === op.name && l.id === id)?.count ?? 0;
-        if (inv.check(stored === n || stored === 0, `Remove ${op.name} in flight: lease ${id} stored ${stored}, acknowledged ${n}`)) this.setCount(op.name, id, stored);
+        if (inv.check(stored === n || stored === 0, `Remove ${op.name} in flight: lease ${id} stored ${stored}, acknowledged ${n}`)) this.leases.setCount(op.name, id, stored);
       }
     }
     const want = [...this.leases].flatMap(([vol, ids]) => [...ids].map(([id, n]) => `${vol}/${id}=${n}`)).sort();

@@ -26,13 +26,13 @@ export function checkDurableStore(inv: Invariants, model: PowerModel, copy: Stor
   const pending = new Set(inflight.filter((o) => o.kind === 'create' || o.kind === 'remove').map((o) => o.name));
   for (const op of inflight) {
     if ((op.kind !== 'mount' && op.kind !== 'unmount') || !model.vols.has(op.name)) continue;
-    const before = model.count(op.name, op.id);
+    const before = model.leases.count(op.name, op.id);
     const stored = copy.leases.find((l) => l.volume === op.name && l.id === op.id)?.count ?? 0;
     const after = op.kind === 'mount' ? before + 1 : Math.max(0, before - 1);
     if (inv.check(stored === before || stored === after, `${at}: ${LEASES} ${op.kind} ${op.name}/${op.id} in flight: stored count ${stored}, acknowledged ${before}`)) {
       if (stored !== before) settled.landed++;
       else if (before !== after) settled.notLanded++;
-      model.setCount(op.name, op.id, stored);
+      model.leases.setCount(op.name, op.id, stored);
     }
   }
   for (const name of pending) {
@@ -46,7 +46,7 @@ export function checkDurableStore(inv: Invariants, model: PowerModel, copy: Stor
     inv.check(stored.length === 0 || sortedJson(stored) === sortedJson(held), () =>
       `${at}: ${LEASES} Remove of ${name} in flight dropped only some of its leases: durable ${stored.join(' ')} / acknowledged ${held.join(' ')}`);
     model.leases.delete(name);
-    for (const l of copy.leases) if (l.volume === name) model.setCount(name, l.id, l.count);
+    for (const l of copy.leases) if (l.volume === name) model.leases.setCount(name, l.id, l.count);
   }
   const got = copy.leases.filter((l) => !pending.has(l.volume)).map((l) => `${l.volume}/${l.id}=${l.count}`).sort();
   const want = model.leaseList().filter((l) => !pending.has(l.slice(0, l.indexOf('/'))));

@@ -5,6 +5,7 @@
 // after the cut, so after every restart the driver and the disk must match it exactly.
 import * as path from 'node:path';
 import type { Rng } from './figures';
+import { LeaseCounts } from './lease-counts';
 
 /** The canonical options hostvol must report in Get's Status.options (mode as octal text). */
 export interface Canon {
@@ -77,25 +78,13 @@ export function sortedJson(o: unknown): string {
 export class PowerModel {
   readonly vols = new Map<string, MVol>();
   /** volume -> mount ID -> count, as acknowledged. */
-  readonly leases = new Map<string, Map<string, number>>();
+  readonly leases = new LeaseCounts();
   /** Directories of removed volumes whose data stays (onremove=keep), with their synced files. */
   readonly kept = new Map<string, Map<string, string>>();
   /** Directories that existed before a Create that hostvol may therefore leave behind. */
   readonly before = new Set<string>();
 
   constructor(readonly roots: Roots) {}
-
-  count(name: string, id: string): number {
-    return this.leases.get(name)?.get(id) ?? 0;
-  }
-
-  setCount(name: string, id: string, c: number): void {
-    const m = this.leases.get(name) ?? new Map<string, number>();
-    if (c > 0) m.set(id, c);
-    else m.delete(id);
-    if (m.size) this.leases.set(name, m);
-    else this.leases.delete(name);
-  }
 
   /** Mount IDs held, "vol/id=count", sorted: the form lease checks compare. */
   leaseList(): string[] {

@@ -98,13 +98,13 @@ export async function runClient(
         if (expectReply(r, !!v, `Mount ${name} ${id}`) && v) {
           const want = path.join(model.roots.mounts, name);
           inv.check(r.json.Mountpoint === want, () => `Mount ${name} returned ${r.json.Mountpoint}, expected ${want}`);
-          model.setCount(name, id, model.count(name, id) + 1);
+          model.leases.setCount(name, id, model.leases.count(name, id) + 1);
         }
       } else if (roll < 0.7) {
         const held = [...(model.leases.get(name)?.keys() ?? [])];
         const id = held.length && rng.chance(0.8) ? rng.pick(held) : rng.pick(IDS);
         const r = await send(`Unmount ${name} ${id.slice(0, 8)}`, { kind: 'unmount', name, id }, () => client.unmount(name, id));
-        if (expectReply(r, !!v, `Unmount ${name} ${id}`) && v) model.setCount(name, id, model.count(name, id) - 1);
+        if (expectReply(r, !!v, `Unmount ${name} ${id}`) && v) model.leases.setCount(name, id, model.leases.count(name, id) - 1);
       } else if (roll < 0.82) {
         const leased = model.leases.has(name);
         const r = await send(`Remove ${name}`, { kind: 'remove', name }, () => client.remove(name));
