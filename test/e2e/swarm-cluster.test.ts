@@ -112,6 +112,11 @@ test('a one-replica stack service on a `driver: hostvol` volume keeps its data w
     `    command: ${JSON.stringify(['sh', '-c', LOOP])}`,
     '    volumes: ["data:/d"]',
     `    deploy: { replicas: 1, placement: { constraints: ["${onNode('node1')}"] } }`,
+    '    networks: [hostnet]',
+    // Not the stack's default overlay network: its VIP needs IPVS, which test kernels may lack, and the
+    // task needs no network at all (the engine's "host" network is its private namespace).
+    'networks:',
+    '  hostnet: { external: true, name: host }',
     'volumes:',
     '  data:',
     '    driver: hostvol',
