@@ -13,7 +13,7 @@ import { calls, uniq } from './harness';
 import { startEngine, sweepStaleRuns, type Engine } from './lib/engine';
 import { startHostvol, type Hostvol } from './lib/hostvol';
 import { BB_IMAGE } from './lib/images';
-import { killInFlight, run, waitFor } from './lib/proc';
+import { killInFlight, run, sleep, waitFor } from './lib/proc';
 import { swarmPair, tasks } from './lib/swarm';
 import { hostLinks, joinEngines, type Veth } from './lib/veth';
 
@@ -96,11 +96,43 @@ async function leaseNodes(volume: string): Promise<string[]> {
   return r.stdout.split('\n').filter(Boolean).map((k) => decodeURIComponent(k.slice(`${PREFIX}/leases/${volume}/`.length).split('/')[0]));
 }
 
+/**
+ * Expect `get()` to come to equal `expected` within `timeoutMs` (polled). For what follows a task's
+ * end: dockerd unmounts a stopped task's volume, and Swarm records the task's end, around the time the
+ * next task starts.
+ */
+async function eventually<T>(get: () => Promise<T>, expected: T, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  let last = await get();
+  while (JSON.stringify(last) !== JSON.stringify(expected) && Date.now() < until) {
+    await sleep(200);
+    last = await get();
+  }
+  expect(last).toEqual(expected);
+}
+
+/** A test that prints both nodes' hostvol and dockerd log tails when it fails. */
+function scenario(name: string, fn: () => Promise<void>): void {
+  test(name, async () => {
+    try {
+      await fn();
+    } catch (e) {
+      killInFlight();
+      const tails = engines.flatMap((e, i) => [
+        `----- ${NODES[i]} hostvol (${hostvols[i]?.logFile}) -----\n${hostvols[i]?.logTail(40)}`,
+        `----- ${NODES[i]} dockerd (${e.dockerdLog}) -----\n${e.logTail(40)}`,
+      ]);
+      console.error(`FAILED: ${name}\n${tails.join('\n')}`);
+      throw e;
+    }
+  });
+}
+
 /** Move `service` from node 1 to node 2 by swapping its placement constraint. */
 const moveToNode2 = (service: string, extra: string[] = []) =>
   one().docker(['service', 'update', '-d', '--no-resolve-image', ...extra, '--constraint-rm', onNode('node1'), '--constraint-add', onNode('node2'), service]);
 
-test('a one-replica stack service on a `driver: hostvol` volume keeps its data when its task moves to node 2; the lease moves with it', async () => {
+scenario('a one-replica stack service on a `driver: hostvol` volume keeps its data when its task moves to node 2; the lease moves with it', async () => {
   const stack = uniq('mv');
   const [svc, v] = [`${stack}_app`, `${stack}_data`];
   const file = path.join(dir, `${stack}.yml`);
@@ -126,7 +158,7 @@ test('a one-replica stack service on a `driver: hostvol` volume keeps its data w
   await one().docker(['stack', 'deploy', '--resolve-image', 'never', '-c', file, stack]);
   const c1 = await taskContainer(one(), svc);
   await one().docker(['exec', c1, 'sh', '-c', 'echo written-on-node1 > /d/f']);
-  expect(await leaseNodes(v)).toEqual(['node1']);
+  await eventually(() => leaseNodes(v), ['node1']);
 
   const t0 = Date.now();
   await moveToNode2(svc);
@@ -136,11 +168,12 @@ test('a one-replica stack service on a `driver: hostvol` volume keeps its data w
   // node 2 created nothing new: it mounted the volume node 1 created, with the stack's options
   expect((await two().docker(['exec', c2, 'stat', '-c', '%u %a', '/d'])).stdout).toBe('1000 770\n');
   expect(await runsOn(one(), svc)).toBe(false);
-  expect(await leaseNodes(v)).toEqual(['node2']);
-  expect((await tasks(one(), svc)).map((t) => `${t.desired} ${t.state}`)).toEqual(['Running Running', 'Shutdown Shutdown']);
+  await eventually(() => leaseNodes(v), ['node2']);
+  // Swarm's view: one task, running (on node 2); node 1's shut down
+  await eventually(async () => (await tasks(one(), svc)).map((t) => `${t.desired} ${t.state}`), ['Running Running', 'Shutdown Shutdown']);
 });
 
-test('Z: while its task runs on node 1 the task on node 2 is refused (start-first); stop-first then moves it, never two writers', async () => {
+scenario('Z: while its task runs on node 1 the task on node 2 is refused (start-first); stop-first then moves it, never two writers', async () => {
   const [svc, v] = [uniq('z'), uniq('zv')];
   await one().docker([
     'service', 'create', '-d', '--no-resolve-image', '--name', svc, '--replicas', '1', '--constraint', onNode('node1'),
@@ -161,14 +194,14 @@ test('Z: while its task runs on node 1 the task on node 2 is refused (start-firs
     (await one().docker(['service', 'inspect', '-f', '{{.UpdateStatus.State}}', svc])).stdout.trim() === 'paused', 30_000, 250);
   expect(await runsOn(one(), svc)).toBe(true);
   expect(await runsOn(two(), svc)).toBe(false);
-  expect(await leaseNodes(v)).toEqual(['node1']);
+  await eventually(() => leaseNodes(v), ['node1']);
 
   // stop-first: node 1's task stops (and its Unmount releases the lease) before node 2's task starts.
   await one().docker(['service', 'update', '-d', '--no-resolve-image', '--update-order', 'stop-first', svc]);
   const c2 = await taskContainer(two(), svc);
   expect((await two().docker(['exec', c2, 'cat', '/d/f'])).stdout).toBe('written-on-node1\n');
   expect(await runsOn(one(), svc)).toBe(false);
-  expect(await leaseNodes(v)).toEqual(['node2']);
+  await eventually(() => leaseNodes(v), ['node2']);
   // From the two request logs (one clock): node 1 held the volume from its Mount until its Unmount began;
   // every Mount of node 2 that ended before then was refused, and the one that succeeded ended after it.
   const [unmount1] = calls(await hostvols[0].requests(), 'Unmount', v);
