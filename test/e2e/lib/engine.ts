@@ -19,6 +19,12 @@ export interface EngineOptions {
   /** Import bb:latest and bbseed:latest (default true). */
   images?: boolean;
   liveRestore?: boolean;
+  /**
+   * Sweep runs left behind by dead test processes first (default true). Engines started in parallel must
+   * pass false (after one sweepStaleRuns() of their own): a sweep may see the other's BASE before its
+   * owner.pid is written.
+   */
+  sweep?: boolean;
 }
 export interface DockerOptions {
   allowFail?: boolean;
@@ -279,7 +285,7 @@ export function ping(sock: string): Promise<string> {
 
 /** Start a private engine with the test images. On failure everything started so far is torn down. */
 export async function startEngine(opts: EngineOptions = {}): Promise<Engine> {
-  await sweepStaleRuns();
+  if (opts.sweep !== false) await sweepStaleRuns();
   const id = `${process.pid.toString(36)}${Math.random().toString(36).slice(2, 6)}`;
   const engine = new Engine(id);
   try {

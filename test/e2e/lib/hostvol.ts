@@ -28,6 +28,10 @@ export interface Req {
   route: string;
   body: any;
   reply: any;
+  /** When hostvol logged it (pino's epoch ms), i.e. right after it replied. */
+  time: number;
+  /** How long hostvol took to answer it: the request arrived at about `time - ms`. */
+  ms: number;
 }
 
 export class Hostvol {
@@ -179,7 +183,7 @@ export class Hostvol {
       }
       if (o.msg !== 'request' || typeof o.route !== 'string') continue;
       if (typeof o.body?.Name === 'string' && o.body.Name.startsWith(SYNC_PREFIX)) continue;
-      out.push({ seq: out.length, route: o.route, body: o.body ?? null, reply: o.reply ?? null });
+      out.push({ seq: out.length, route: o.route, body: o.body ?? null, reply: o.reply ?? null, time: o.time, ms: o.ms });
     }
     return out;
   }

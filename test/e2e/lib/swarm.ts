@@ -8,6 +8,19 @@ export async function swarmInit(e: Engine): Promise<void> {
   await e.docker(['swarm', 'init', '--advertise-addr', '127.0.0.1', '--listen-addr', '127.0.0.1:2377'], { timeoutMs: 60_000 });
 }
 
+/**
+ * A Swarm of two engines whose namespaces are joined (lib/veth.ts): `manager` inits on `managerAddr`,
+ * `worker` joins it with the worker token from `workerAddr`. Both listen on their private address only.
+ * Returns the node IDs, manager first.
+ */
+export async function swarmPair(manager: Engine, managerAddr: string, worker: Engine, workerAddr: string): Promise<[string, string]> {
+  await manager.docker(['swarm', 'init', '--advertise-addr', managerAddr, '--listen-addr', `${managerAddr}:2377`], { timeoutMs: 60_000 });
+  const token = (await manager.docker(['swarm', 'join-token', '-q', 'worker'])).stdout.trim();
+  await worker.docker(['swarm', 'join', '--token', token, '--advertise-addr', workerAddr, '--listen-addr', `${workerAddr}:2377`, `${managerAddr}:2377`], { timeoutMs: 60_000 });
+  const id = async (e: Engine) => (await e.docker(['info', '-f', '{{.Swarm.NodeID}}'])).stdout.trim();
+  return [await id(manager), await id(worker)];
+}
+
 export interface TaskRow {
   desired: string;
   /** First word of CurrentState: Pending, Running, Starting, Rejected, ... */
