@@ -107,6 +107,22 @@ export function progress(label: string, total?: number): Transform {
 }
 
 /**
+ * For work whose bytes the CLI does not see (clone: dockerd's create copies and answers once done):
+ * while `fn` runs, a terminal's stderr shows `label` and the time spent so far. Nothing otherwise.
+ */
+export async function elapsed<T>(label: string, fn: () => Promise<T>): Promise<T> {
+  if (process.stderr.isTTY !== true) return fn();
+  // cli-progress redraws on its own timer, so {duration} keeps counting while nothing else changes.
+  const bar = new cliProgress.SingleBar({ stream: process.stderr, format: `${label}, {duration}s`, hideCursor: true, clearOnComplete: false });
+  bar.start(1, 0);
+  try {
+    return await fn();
+  } finally {
+    bar.stop();
+  }
+}
+
+/**
  * Runs the whole command with a signal that Ctrl-C (or SIGTERM) aborts, so that it undoes what it
  * started (unpause, remove a half-made volume or archive) before it exits, with status 130. A second
  * Ctrl-C exits at once, for when undoing hangs on a daemon that does not answer.

@@ -3,8 +3,9 @@
 // (owners, modes, xattrs, links; reflinks where the file system has them).
 import type { Command } from 'commander';
 import { HostvolError, describe } from '../errors';
-import { abortOnSignal, collectOpt, withWritersHandled, type WriterFlags } from './archive-support';
-import { adminCommand, driverName, withAdmin, withDocker, type CommonFlags } from './common';
+import { abortOnSignal, collectOpt, elapsed, withWritersHandled, type WriterFlags } from './archive-support';
+import type { VolumeDetail } from '../admin/volumes-routes';
+import { adminCommand, driverName, humanBytes, withAdmin, withDocker, type CommonFlags } from './common';
 
 type Flags = CommonFlags & WriterFlags & { opt: Record<string, string> };
 
@@ -21,8 +22,10 @@ export function cloneCommand(): Command {
       await abortOnSignal((signal) =>
         withAdmin(flags, async (admin) => {
           const driver = await driverName(flags, admin);
+          const size = process.stderr.isTTY ? (await admin.json<VolumeDetail>('GET', `/volumes/${encodeURIComponent(src)}`)).size : null;
+          const label = `clone ${src} to ${dst}${size ? `: ${humanBytes(size.apparentBytes ?? 0)} in ${size.inodes ?? '?'} files` : ''}`;
           await withWritersHandled(flags, src, 'clone', signal, () =>
-            withDocker(flags, async (docker) => {
+            withDocker(flags, (docker) => elapsed(label, async () => {
               // dockerd does not pass a client's hang-up on to the plugin: a create asked for runs to its
               // end. So Ctrl-C waits for it, then removes the copy, rather than leave a volume nobody wanted.
               const onAbort = () => process.stderr.write(`hostvol: interrupted; waiting for dockerd to finish creating ${dst}, to remove it\n`);
@@ -37,7 +40,7 @@ export function cloneCommand(): Command {
                 throw new HostvolError(`clone of volume "${src}" interrupted, but volume ${dst} could not be removed: ${describe(e)}; run docker volume rm ${dst}`);
               });
               throw new HostvolError(`clone of volume "${src}" interrupted; volume ${dst} removed`);
-            }),
+            })),
           );
           process.stderr.write(`cloned volume ${src} into ${dst}\n`);
         }),
