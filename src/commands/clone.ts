@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { HostvolError, describe } from '../errors';
 import { abortOnSignal, collectOpt, elapsed, withWritersHandled, type WriterFlags } from './archive-support';
 import type { VolumeDetail } from '../admin/volumes-routes';
-import { adminCommand, driverName, humanBytes, withAdmin, withDocker, type CommonFlags } from './common';
+import { adminCommand, driverName, humanBytes, refuseExisting, withAdmin, withDocker, type CommonFlags } from './common';
 
 type Flags = CommonFlags & WriterFlags & { opt: Record<string, string> };
 
@@ -29,6 +29,8 @@ export function cloneCommand(): Command {
               // dockerd does not pass a client's hang-up on to the plugin: a create asked for runs to its
               // end. So Ctrl-C waits for it, then removes the copy, rather than leave a volume nobody wanted.
               const onAbort = () => process.stderr.write(`hostvol: interrupted; waiting for dockerd to finish creating ${dst}, to remove it\n`);
+              await refuseExisting(docker, dst, 'clone', 'give a new name, or remove it first');
+              if (signal.aborted) throw new HostvolError(`clone of volume "${src}" interrupted; nothing was created`);
               signal.addEventListener('abort', onAbort);
               try {
                 await docker.createVolume(dst, driver, { ...flags.opt, from: src }, 'clone');

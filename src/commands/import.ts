@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import { HostvolError, describe } from '../errors';
 import { abortOnSignal, collectOpt, progress } from './archive-support';
-import { adminCommand, driverName, humanBytes, withAdmin, withDocker, type CommonFlags } from './common';
+import { adminCommand, driverName, humanBytes, refuseExisting, withAdmin, withDocker, type CommonFlags } from './common';
 
 type Flags = CommonFlags & { create?: boolean; opt: Record<string, string>; force?: boolean };
 
@@ -29,11 +29,7 @@ export function importCommand(): Command {
           if (flags.create) {
             const driver = await driverName(flags, admin);
             await withDocker(flags, async (docker) => {
-              const exists = await docker.call('GET', `/volumes/${encodeURIComponent(name)}`, 'import --create').then(
-                () => true,
-                (err) => ((err as { status?: number }).status === 404 ? false : Promise.reject(err)),
-              );
-              if (exists) throw new HostvolError(`volume "${name}" already exists; import into it without --create`);
+              await refuseExisting(docker, name, 'import --create', 'import into it without --create');
               if (signal.aborted) throw new HostvolError(`import into volume "${name}" interrupted; nothing was created`);
               // Not abortable once asked (dockerd finishes it regardless): undone below if Ctrl-C came meanwhile.
               await docker.createVolume(name, driver, flags.opt, 'import --create');
