@@ -4,24 +4,16 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expectSameTree, makeEveryKind, snapshot } from '../unit/archive-tree';
-import { BB_IMAGE, CLI_JS, IDLE, REPO, RUN, e2eSuite, run, uniq } from './harness';
+import { BB_IMAGE, CLI_JS, IDLE, RUN, e2eSuite, run, uniq } from './harness';
+import { MANAGED_PLUGIN, installManagedPlugin } from './lib/hostvol';
 import { inEngineNs } from './lib/readme';
 
 const s = e2eSuite({ hostvol: false });
-const VERSION = require('../../package.json').version as string;
-const PLUGIN = `hostvol:${VERSION}`;
+const PLUGIN = MANAGED_PLUGIN;
 let stateDir: string;
 
 beforeAll(async () => {
-  stateDir = path.join(s.engine.base, 'hv-state');
-  const pathsDir = path.join(s.engine.base, 'hv-paths');
-  fs.mkdirSync(stateDir);
-  fs.mkdirSync(pathsDir);
-  const built = await run('bash', ['plugin/build-rootfs.sh'], { cwd: REPO });
-  if (built.code !== 0) throw new Error(`plugin/build-rootfs.sh failed:\n${built.stderr}`);
-  await s.docker(['plugin', 'create', PLUGIN, path.join(REPO, 'plugin')], { timeoutMs: 120_000 });
-  await s.docker(['plugin', 'set', PLUGIN, `state.source=${stateDir}`, `HOSTVOL_STATE_SOURCE=${stateDir}`, `paths.source=${pathsDir}`, `HOSTVOL_HOST_PATHS=${pathsDir}`]);
-  await s.docker(['plugin', 'enable', PLUGIN]);
+  stateDir = await installManagedPlugin(s.engine, 'hv');
 }, 240_000);
 
 afterAll(async () => {
