@@ -151,5 +151,6 @@ if (process.argv[2] !== 'serve') {
 
 program.parseAsync(process.argv).catch((err) => {
   process.stderr.write(`hostvol: ${describe(err)}\n`);
-  process.exit(1);
+  // 130 when Ctrl-C stopped it (abortOnSignal set it), as a shell reports a command SIGINT killed.
+  process.exit(process.exitCode === 130 ? 130 : 1);
 });

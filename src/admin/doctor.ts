@@ -4,12 +4,14 @@
 // CLI asks dockerd, which a managed plugin cannot reach), as the names of the volumes dockerd knows.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { STAGING_NAME, lockStaging } from '../archive/staging';
 import { openBeneath, removeEntry } from '../host/tree';
+import { openChild } from '../host/tree-dir';
 import type { Driver } from '../volumes/driver';
 import { mountVisible } from '../volumes/leases';
 import type { VolumeOptions } from '../volumes/options';
 
-export type FindingKind = 'orphan-directory' | 'missing-directory' | 'unknown-to-dockerd' | 'lease-without-mount' | 'cannot-tell';
+export type FindingKind = 'orphan-directory' | 'interrupted-import' | 'missing-directory' | 'unknown-to-dockerd' | 'lease-without-mount' | 'cannot-tell';
 
 export interface Finding {
   kind: FindingKind;
@@ -62,12 +64,49 @@ async function orphans(driver: Driver, fix: boolean): Promise<Finding[]> {
     // volume is in the table before its directory exists, so a create in flight is never an orphan.
     if (Buffer.from(shown).equals(e.name) && driver.volumes.overlapping(full)) continue;
     if (!e.isDirectory()) continue;
+    const staging = STAGING_NAME.exec(shown);
+    if (staging) {
+      const f = await leftoverStaging(root, e.name, staging[1], fix);
+      if (f) out.push(f);
+      continue;
+    }
     const f: Finding = { kind: 'orphan-directory', subject: full, detail: 'a directory in the data root that no volume uses; move it away or delete it if its data is not needed' };
     if (fix) f.fixed = await removeIfSafe(root, e.name, TRASH.test(shown));
     if (!f.fixed) delete f.fixed;
     out.push(f);
   }
   return out;
+}
+
+/**
+ * A `.<volume>.hostvol-*` directory: where an import or clone fills a volume before swapping it in.
+ * While one runs it holds the directory's flock (staging.ts), so a lock taken here means its process
+ * is gone (a crash or kill mid-way): the volume itself was never touched, and the directory is only
+ * a partial copy, safe to delete. One whose lock is held is work in progress, not a finding.
+ */
+async function leftoverStaging(root: string, name: Buffer, volume: string, fix: boolean): Promise<Finding | undefined> {
+  const parent = await openBeneath(root, '');
+  try {
+    const dir = await openChild(parent, name).catch(() => null);
+    if (!dir) return undefined; // gone meanwhile: its import finished or failed
+    try {
+      if (!(await lockStaging(dir))) return undefined;
+      const f: Finding = {
+        kind: 'interrupted-import', subject: path.join(root, name.toString('utf8')),
+        detail: `a partial copy left by an import or clone into volume "${volume}" that was cut short (the volume is as it was); delete it`,
+      };
+      if (fix) {
+        await removeEntry(parent, name);
+        await parent.sync();
+        f.fixed = 'deleted: no import or clone holds it';
+      }
+      return f;
+    } finally {
+      await dir.close();
+    }
+  } finally {
+    await parent.close();
+  }
 }
 
 /** A trash directory (a delete cut short) is removed; an empty directory is rmdir'ed; anything with data stays. */

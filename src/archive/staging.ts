@@ -3,15 +3,34 @@
 // is atomic: at every instant the volume's path names either the whole old tree or the whole new
 // one. The old tree is deleted after the swap. A failure, or an abort (Ctrl-C), deletes the staging
 // directory instead, and the volume is as it was. A crash mid-way leaves only a `.<name>.hostvol-*`
-// directory beside the volume, never a partial volume.
+// directory beside the volume, never a partial volume. The staging directory is flock'ed for as long
+// as the import or clone runs, so `hostvol doctor --fix` can tell such a leftover (no lock: its
+// process is gone) from a staging directory in use, here or on another node of a shared data root.
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConflictError } from '../errors';
-import { libc } from '../host/libc';
+import { LOCK_EX, LOCK_NB, libc } from '../host/libc';
 import { removeEntry, type Dir } from '../host/tree';
 import { openChild, openRoot } from '../host/tree-dir';
 import { runJob } from './worker-host';
+
+/** A staging directory's name: `.<volume directory's name>.hostvol-<12 hex digits>`. */
+export const STAGING_NAME = /^\.(.+)\.hostvol-[0-9a-f]{12}$/s;
+
+/**
+ * Takes the staging lock on `dir` (an open staging directory) without waiting: false when an import
+ * or clone holds it. The lock is held until `dir` is closed.
+ */
+export async function lockStaging(dir: Dir): Promise<boolean> {
+  try {
+    await libc('flock', dir.path, dir.fd, LOCK_EX | LOCK_NB);
+    return true;
+  } catch (err) {
+    if ((err as { code?: string }).code === 'EWOULDBLOCK' || (err as { code?: string }).code === 'EAGAIN') return false;
+    throw err;
+  }
+}
 
 export interface StageOptions {
   /** Replace a volume that already has content (else that is a ConflictError). */
@@ -50,6 +69,7 @@ export async function replaceContent<T>(target: string, opts: StageOptions, fill
   const parent = await openRoot(path.dirname(target));
   const name = `.${base}.hostvol-${randomBytes(6).toString('hex')}`;
   let staged = false;
+  let lock: Dir | null = null;
   try {
     const current = await openChild(parent, base);
     try {
@@ -58,12 +78,9 @@ export async function replaceContent<T>(target: string, opts: StageOptions, fill
       }
       await fs.promises.mkdir(parent.at(name), 0o700);
       staged = true;
-      const stage = await openChild(parent, name);
-      try {
-        await copyRootMetadata(current, stage);
-      } finally {
-        await stage.close();
-      }
+      lock = await openChild(parent, name);
+      await lockStaging(lock);
+      await copyRootMetadata(current, lock);
     } finally {
       await current.close();
     }
@@ -81,6 +98,7 @@ export async function replaceContent<T>(target: string, opts: StageOptions, fill
     return result;
   } finally {
     if (staged) await removeEntry(parent, name).catch(() => undefined);
+    await lock?.close();
     await parent.close();
   }
 }

@@ -22,10 +22,10 @@ export function collectOpt(value: string, prev: Record<string, string>): Record<
 
 /**
  * Runs `fn` once no running container can write to volume `name` meanwhile: none mounts it
- * read-write, or --pause paused those that do (unpaused afterwards, on failure and on Ctrl-C too),
- * or --live says to go ahead. `what` is the command, for messages.
+ * read-write, or --pause paused those that do (unpaused afterwards, on failure too, and at once when
+ * `signal` fires: Ctrl-C), or --live says to go ahead. `what` is the command, for messages.
  */
-export async function withWritersHandled<T>(flags: ConnectFlags & WriterFlags, name: string, what: string, fn: () => Promise<T>): Promise<T> {
+export async function withWritersHandled<T>(flags: ConnectFlags & WriterFlags, name: string, what: string, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
   if (flags.live) return fn();
   return withDocker(flags, async (docker) => {
     let users: ContainerUse[];
@@ -47,21 +47,25 @@ export async function withWritersHandled<T>(flags: ConnectFlags & WriterFlags, n
         await docker.unpause(c.id, `${what} (unpausing ${c.name})`).catch((err) => process.stderr.write(`hostvol: could not unpause ${c.name}: ${describe(err)}; run docker unpause ${c.name}\n`));
       }
     };
-    // Ctrl-C while paused: unpause at once; the command's abortOnSignal() stops the operation.
-    const onSignal = () => void unpause();
-    process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+    // Ctrl-C while paused: unpause at once, while the command undoes the rest of what it started.
+    const onAbort = () => void unpause();
+    signal.addEventListener('abort', onAbort);
     try {
       for (const w of writers) {
+        if (signal.aborted) throw interrupted(signal);
         await docker.pause(w.id, `${what} --pause`);
         paused.push(w);
       }
+      if (signal.aborted) throw interrupted(signal);
       return await fn();
     } finally {
-      process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+      signal.removeEventListener('abort', onAbort);
       await unpause();
     }
   });
 }
+
+const interrupted = (signal: AbortSignal): Error => (signal.reason instanceof Error ? signal.reason : new HostvolError('interrupted'));
 
 /**
  * A pass-through that counts bytes and, when stderr is a terminal, shows them with the rate and (if
@@ -102,11 +106,35 @@ export function progress(label: string, total?: number): Transform {
   });
 }
 
-/** Aborts `ac` on Ctrl-C (and SIGTERM) while `fn` runs, so what it started is undone before exit. */
+/**
+ * For work whose bytes the CLI does not see (clone: dockerd's create copies and answers once done):
+ * while `fn` runs, a terminal's stderr shows `label` and the time spent so far. Nothing otherwise.
+ */
+export async function elapsed<T>(label: string, fn: () => Promise<T>): Promise<T> {
+  if (process.stderr.isTTY !== true) return fn();
+  // cli-progress redraws on its own timer, so {duration} keeps counting while nothing else changes.
+  const bar = new cliProgress.SingleBar({ stream: process.stderr, format: `${label}, {duration}s`, hideCursor: true, clearOnComplete: false });
+  bar.start(1, 0);
+  try {
+    return await fn();
+  } finally {
+    bar.stop();
+  }
+}
+
+/**
+ * Runs the whole command with a signal that Ctrl-C (or SIGTERM) aborts, so that it undoes what it
+ * started (unpause, remove a half-made volume or archive) before it exits, with status 130. A second
+ * Ctrl-C exits at once, for when undoing hangs on a daemon that does not answer.
+ */
 export async function abortOnSignal<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const ac = new AbortController();
   const onSignal = () => {
     process.exitCode = 130;
+    if (ac.signal.aborted) {
+      process.stderr.write('hostvol: interrupted twice; exiting without undoing the rest\n');
+      process.exit(130);
+    }
     ac.abort(new HostvolError('interrupted'));
   };
   process.on('SIGINT', onSignal).on('SIGTERM', onSignal);

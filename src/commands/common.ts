@@ -2,6 +2,7 @@
 // --docker-host), --format, and printing: JSON for scripts, aligned tables for people.
 import { Command, Option } from 'commander';
 import { DockerClient, dockerSocketOf } from '../admin/docker';
+import { HostvolError } from '../errors';
 import { AdminClient, pluginRef, type ConnectFlags } from './client';
 
 export interface CommonFlags extends ConnectFlags {
@@ -40,6 +41,19 @@ export async function withDocker<T>(flags: ConnectFlags, fn: (d: DockerClient) =
   } finally {
     await docker.close();
   }
+}
+
+/**
+ * Refuses a volume name dockerd already has: dockerd's create answers with the existing volume, so
+ * a command that creates one (import --create, clone) would otherwise report, and on Ctrl-C undo by
+ * removing, a volume it did not make.
+ */
+export async function refuseExisting(docker: DockerClient, name: string, what: string, hint: string): Promise<void> {
+  const exists = await docker.call('GET', `/volumes/${encodeURIComponent(name)}`, what).then(
+    () => true,
+    (err) => ((err as { status?: number }).status === 404 ? false : Promise.reject(err)),
+  );
+  if (exists) throw new HostvolError(`volume "${name}" already exists; ${hint}`);
 }
 
 export interface DaemonInfo {

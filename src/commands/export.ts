@@ -24,11 +24,13 @@ export function exportCommand(): Command {
       if (flags.pause && flags.live) throw new HostvolError('give --pause or --live, not both');
       if (file === '-' && process.stdout.isTTY) throw new HostvolError('refusing to write an archive to a terminal; give a FILE or redirect stdout');
       const tmp = file === '-' ? null : path.join(path.dirname(file), `.${path.basename(file)}.hostvol-${process.pid}`);
-      await withAdmin(flags, (admin) =>
-        withWritersHandled(flags, name, 'export', () =>
-          abortOnSignal(async (signal) => {
+      await abortOnSignal((signal) =>
+        withAdmin(flags, (admin) =>
+          withWritersHandled(flags, name, 'export', signal, async () => {
             const total = process.stderr.isTTY ? (await admin.json<VolumeDetail>('GET', `/volumes/${encodeURIComponent(name)}`)).size.apparentBytes : undefined;
-            const res = await admin.request('GET', `/volumes/${encodeURIComponent(name)}/export?compress=${flags.compress}&live=1`, { signal });
+            const res = await admin.request('GET', `/volumes/${encodeURIComponent(name)}/export?compress=${flags.compress}&live=1`, { signal }).catch((err) => {
+              throw signal.aborted ? new HostvolError(`export of volume "${name}" interrupted; no archive written`) : err;
+            });
             if (res.statusCode >= 400) {
               const text = await res.body.text();
               throw new HostvolError(JSON.parse(text || '{}').Err ?? `export failed with HTTP ${res.statusCode}`);
@@ -38,7 +40,11 @@ export function exportCommand(): Command {
               await pipeline(res.body, progress(`export ${name}`, flags.compress === 'none' ? total : undefined), out, { signal });
               if (tmp) fs.renameSync(tmp, file);
             } catch (err) {
-              if (tmp) fs.rmSync(tmp, { force: true });
+              if (tmp) {
+                // The file is opened asynchronously: removed once closed, or an open still under way would make it again.
+                if (!out.closed) await new Promise<void>((resolve) => out.once('close', () => resolve()));
+                fs.rmSync(tmp, { force: true });
+              }
               if (signal.aborted) throw new HostvolError(`export of volume "${name}" interrupted; no archive written`);
               throw new HostvolError(`export of volume "${name}" failed: ${(err as Error).message}${tmp ? '; no archive written' : '; the output is incomplete'}`);
             }

@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import { HostvolError, describe } from '../errors';
 import { abortOnSignal, collectOpt, progress } from './archive-support';
-import { adminCommand, driverName, humanBytes, withAdmin, withDocker, type CommonFlags } from './common';
+import { adminCommand, driverName, humanBytes, refuseExisting, withAdmin, withDocker, type CommonFlags } from './common';
 
 type Flags = CommonFlags & { create?: boolean; opt: Record<string, string>; force?: boolean };
 
@@ -23,22 +23,20 @@ export function importCommand(): Command {
       if (file === '-' && process.stdin.isTTY) throw new HostvolError('refusing to read an archive from a terminal; give a FILE or pipe one in');
       const input: Readable = file === '-' ? process.stdin : fs.createReadStream(file);
       const total = file === '-' ? undefined : fs.statSync(file).size;
-      await withAdmin(flags, async (admin) => {
-        let created = false;
-        if (flags.create) {
-          const driver = await driverName(flags, admin);
-          await withDocker(flags, async (docker) => {
-            const exists = await docker.call('GET', `/volumes/${encodeURIComponent(name)}`, 'import --create').then(
-              () => true,
-              (err) => ((err as { status?: number }).status === 404 ? false : Promise.reject(err)),
-            );
-            if (exists) throw new HostvolError(`volume "${name}" already exists; import into it without --create`);
-            await docker.createVolume(name, driver, flags.opt, 'import --create');
-            created = true;
-          });
-        }
-        try {
-          const r = await abortOnSignal(async (signal) => {
+      await abortOnSignal((signal) =>
+        withAdmin(flags, async (admin) => {
+          let created = false;
+          if (flags.create) {
+            const driver = await driverName(flags, admin);
+            await withDocker(flags, async (docker) => {
+              await refuseExisting(docker, name, 'import --create', 'import into it without --create');
+              if (signal.aborted) throw new HostvolError(`import into volume "${name}" interrupted; nothing was created`);
+              // Not abortable once asked (dockerd finishes it regardless): undone below if Ctrl-C came meanwhile.
+              await docker.createVolume(name, driver, flags.opt, 'import --create');
+              created = true;
+            });
+          }
+          try {
             const res = await admin.request('POST', `/volumes/${encodeURIComponent(name)}/import${flags.force ? '?force=1' : ''}`, {
               body: input.pipe(progress(`import ${name}`, total)),
               headers: { 'content-type': 'application/octet-stream' },
@@ -47,17 +45,22 @@ export function importCommand(): Command {
             const text = await res.body.text();
             const parsed = JSON.parse(text || '{}');
             if (res.statusCode >= 400) throw new HostvolError(parsed.Err ?? `import failed with HTTP ${res.statusCode}`);
-            return parsed as { entries: number; bytes: number };
-          });
-          process.stderr.write(`imported ${r.entries} entries (${humanBytes(r.bytes)} of file data) into volume ${name}\n`);
-        } catch (err) {
-          if (created) {
-            await withDocker(flags, (d) => d.removeVolume(name, 'import --create (undoing it)')).catch((e) =>
-              process.stderr.write(`hostvol: could not remove volume ${name} after the failed import: ${describe(e)}\n`),
-            );
+            const r = parsed as { entries: number; bytes: number };
+            process.stderr.write(`imported ${r.entries} entries (${humanBytes(r.bytes)} of file data) into volume ${name}\n`);
+          } catch (err) {
+            // The daemon drops its staging directory when the request goes; the volume --create made goes too.
+            let undone = '';
+            if (created) {
+              undone = await withDocker(flags, (d) => d.removeVolume(name, 'import --create (undoing it)')).then(
+                () => `; volume ${name} removed`,
+                (e) => `; could not remove volume ${name}: ${describe(e)}; run docker volume rm ${name}`,
+              );
+            }
+            if (signal.aborted) throw new HostvolError(`import into volume "${name}" interrupted${undone || '; the volume is as it was'}`);
+            if (undone && !undone.startsWith('; volume')) process.stderr.write(`hostvol${undone}\n`);
+            throw err;
           }
-          throw err;
-        }
-      });
+        }),
+      );
     });
 }

@@ -20,6 +20,7 @@ export function libcPart(h: WorkerHost): void {
     lsetxattr: lib.func('int lsetxattr(const char*, const char*, const void*, size_t, int)'),
     lgetxattr: lib.func('intptr_t lgetxattr(const char*, const char*, void*, size_t)'),
     llistxattr: lib.func('intptr_t llistxattr(const char*, char*, size_t)'),
+    flock: lib.func('int flock(int, int)'),
   };
   const ENODATA = 61;
   const ERANGE = 34;

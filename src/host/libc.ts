@@ -32,6 +32,9 @@ export const AT_RECURSIVE = 0x8000;
 export const MOVE_MOUNT_F_EMPTY_PATH = 0x4;
 export const MOUNT_ATTR_RDONLY = 0x1;
 export const XATTR_CREATE = 0x1;
+// <sys/file.h>
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
 
 /** The calls the worker knows, with their argument lists as sent (strings, numbers, Buffers). */
 export interface Calls {
@@ -47,6 +50,8 @@ export interface Calls {
   lgetxattr(path: string | Buffer, name: string): Buffer | null;
   /** Attribute names of the entry itself (symlinks are not followed). */
   llistxattr(path: string | Buffer): string[];
+  /** flock(2) on an fd of this process: advisory, held until that fd is closed or the process dies. */
+  flock(fd: number, op: number): number;
 }
 export type CallName = keyof Calls;
 

@@ -3,24 +3,17 @@
 // asks dockerd itself for what only dockerd knows, since the plugin cannot reach dockerd's socket.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BB_IMAGE, CLI_JS, IDLE, REPO, RUN, e2eSuite, run, uniq } from './harness';
+import { expectSameTree, makeEveryKind, snapshot } from '../unit/archive-tree';
+import { BB_IMAGE, CLI_JS, IDLE, RUN, e2eSuite, run, uniq } from './harness';
+import { MANAGED_PLUGIN, installManagedPlugin } from './lib/hostvol';
 import { inEngineNs } from './lib/readme';
 
 const s = e2eSuite({ hostvol: false });
-const VERSION = require('../../package.json').version as string;
-const PLUGIN = `hostvol:${VERSION}`;
+const PLUGIN = MANAGED_PLUGIN;
 let stateDir: string;
 
 beforeAll(async () => {
-  stateDir = path.join(s.engine.base, 'hv-state');
-  const pathsDir = path.join(s.engine.base, 'hv-paths');
-  fs.mkdirSync(stateDir);
-  fs.mkdirSync(pathsDir);
-  const built = await run('bash', ['plugin/build-rootfs.sh'], { cwd: REPO });
-  if (built.code !== 0) throw new Error(`plugin/build-rootfs.sh failed:\n${built.stderr}`);
-  await s.docker(['plugin', 'create', PLUGIN, path.join(REPO, 'plugin')], { timeoutMs: 120_000 });
-  await s.docker(['plugin', 'set', PLUGIN, `state.source=${stateDir}`, `HOSTVOL_STATE_SOURCE=${stateDir}`, `paths.source=${pathsDir}`, `HOSTVOL_HOST_PATHS=${pathsDir}`]);
-  await s.docker(['plugin', 'enable', PLUGIN]);
+  stateDir = await installManagedPlugin(s.engine, 'hv');
 }, 240_000);
 
 afterAll(async () => {
@@ -95,4 +88,32 @@ describe('managed plugin', () => {
     expect(fs.existsSync(path.join(stateDir, 'volumes', `${v}-stray`))).toBe(false);
     await s.docker(['volume', 'rm', v]);
   }, 120_000);
+
+  s.scenario('export --plugin and import --create round trip through the plugin\'s admin socket; a running writer needs --pause', async () => {
+    const v = uniq('mx');
+    const copy = `${v}-copy`;
+    const file = path.join(s.engine.base, `${v}.tar.zst`);
+    await s.docker(['volume', 'create', '-d', PLUGIN, v]);
+    await makeEveryKind(path.join(stateDir, 'volumes', v));
+    await s.docker(['run', '-d', ...RUN, '--name', `${v}-w`, '-v', `${v}:/d`, BB_IMAGE, ...IDLE]);
+
+    const refused = await hostvol('export', v, file, '--compress', 'zstd');
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`volume "${v}" is mounted read-write by running container(s) ${v}-w; use --pause`);
+    expect(fs.existsSync(file)).toBe(false);
+
+    const since = Math.floor(Date.now() / 1000) - 1;
+    expect(await hostvol('export', v, file, '--compress', 'zstd', '--pause')).toMatchObject({ code: 0, stdout: '' });
+    const events = await s.docker(['events', '--since', String(since), '--until', String(Math.floor(Date.now() / 1000) + 1), '--filter', `container=${v}-w`, '--format', '{{.Action}}']);
+    expect(events.stdout.split('\n').filter((x) => x === 'pause' || x === 'unpause')).toEqual(['pause', 'unpause']);
+    expect((await s.docker(['inspect', '-f', '{{.State.Status}}', `${v}-w`])).stdout.trim()).toBe('running');
+
+    const imported = await hostvol('import', copy, file, '--create');
+    expect(imported).toMatchObject({ code: 0, stdout: '' });
+    expect(imported.stderr).toMatch(new RegExp(`^imported \\d+ entries .* into volume ${copy}$`, 'm'));
+    expect((await s.docker(['volume', 'inspect', '-f', '{{.Driver}}', copy])).stdout.trim()).toBe(PLUGIN);
+    expectSameTree(await snapshot(path.join(stateDir, 'volumes', copy)), await snapshot(path.join(stateDir, 'volumes', v)));
+    await s.docker(['rm', '-f', `${v}-w`]);
+    await s.docker(['volume', 'rm', v, copy]);
+  }, 180_000);
 });

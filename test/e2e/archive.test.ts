@@ -57,4 +57,7 @@ b.scenario('clone makes a new volume through dockerd with the same content', asy
   expect(r).toMatchObject({ code: 0, stdout: '' });
   expect((await b.docker(['volume', 'inspect', '-f', '{{.Driver}}', dst])).stdout.trim()).toBe(DRIVER);
   expectSameTree(await snapshot(path.join(b.hv.dataRoot, dst)), await snapshot(path.join(b.hv.dataRoot, src)));
+  // dockerd's create would hand back the existing volume: a clone onto a name in use is refused instead.
+  const again = await hostvol(b, 'clone', src, dst);
+  expect(again).toMatchObject({ code: 1, stderr: `hostvol: volume "${dst}" already exists; give a new name, or remove it first\n` });
 }, 120_000);

@@ -8,6 +8,8 @@ import { BB_IMAGE, CLI_JS, e2eSuite, run } from './harness';
 import { privateHostDirs, runReadmeBlock, serveInEngine } from './lib/readme';
 
 const s = e2eSuite({ hostvol: false });
+/** The other host of admin-move: a second engine with its own hostvol, reached through an `ssh` stand-in. */
+const host2 = e2eSuite();
 let undoHostDirs: () => Promise<void>;
 const savedPath = process.env.PATH;
 /** The volume the blocks share: created by the first block, made here too so that each test also runs alone. */
@@ -26,8 +28,11 @@ beforeAll(async () => {
   const bin = path.join(s.engine.base, 'bin');
   fs.mkdirSync(bin);
   fs.writeFileSync(path.join(bin, 'hostvol'), `#!/bin/sh\nexec ${process.execPath} ${CLI_JS} "$@"\n`, { mode: 0o755 });
+  // `ssh host2 CMD…` runs CMD as ssh would (its words joined, through a shell), with host2's dockerd and hostvol.
+  const host2Env = `DOCKER_HOST=unix://${host2.engine.sock} HOSTVOL_ADMIN_SOCKET=${host2.hv.adminSocket}`;
+  fs.writeFileSync(path.join(bin, 'ssh'), `#!/bin/sh\n[ "$1" = host2 ] || { echo "ssh: no host $1" >&2; exit 255; }\nshift\nexec env ${host2Env} sh -c "$*"\n`, { mode: 0o755 });
   process.env.PATH = `${bin}:${savedPath}`; // engine.env() copies it into every block's environment
-});
+}, 120_000);
 
 describe('README: operating volumes', () => {
   afterAll(async () => {
@@ -56,6 +61,27 @@ describe('README: operating volumes', () => {
     const read = await nsRun('cat /var/lib/hostvol/volumes/web-copy/greeting /var/lib/hostvol/volumes/web-clone/greeting');
     expect(read.stdout).toBe('hellohello');
     await s.docker(['volume', 'rm', 'web-copy', 'web-clone']);
+  }, 120_000);
+
+  s.scenario('admin-move: web goes to host2 through a pipe; host2\'s dockerd knows it, with web\'s content', async () => {
+    await ensureWeb();
+    await nsRun('printf moved > /var/lib/hostvol/volumes/web/travel');
+    const r = await runReadmeBlock(s.engine, 'admin-move');
+    expect(r.stderr).toMatch(/^imported \d+ entries .* into volume web$/m);
+    expect((await host2.docker(['volume', 'inspect', '-f', '{{.Driver}}', 'web'])).stdout.trim()).toBe('hostvol');
+    expect(fs.readFileSync(path.join(host2.hv.dataRoot, 'web', 'travel'), 'utf8')).toBe('moved');
+    await host2.docker(['volume', 'rm', 'web']);
+    await nsRun('rm /var/lib/hostvol/volumes/web/travel');
+  }, 120_000);
+
+  s.scenario('admin-from: docker volume create -o from=web makes a copy of web', async () => {
+    await ensureWeb();
+    await nsRun('printf snap > /var/lib/hostvol/volumes/web/snap');
+    await runReadmeBlock(s.engine, 'admin-from');
+    expect((await s.docker(['volume', 'inspect', '-f', '{{.Driver}}', 'web-snapshot'])).stdout.trim()).toBe('hostvol');
+    expect((await nsRun('cat /var/lib/hostvol/volumes/web-snapshot/snap')).stdout).toBe('snap');
+    await s.docker(['volume', 'rm', 'web-snapshot']);
+    await nsRun('rm /var/lib/hostvol/volumes/web/snap');
   }, 120_000);
 
   s.scenario('admin-df: per volume, total, file systems; JSON for one volume', async () => {

@@ -5,26 +5,17 @@
 // /var/lib/hostvol/volumes/NAME), given with HOSTVOL_STATE_SOURCE next to state.source.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BB_IMAGE, REPO, e2eSuite, inspectVolume, run, uniq, waitFor } from './harness';
+import { BB_IMAGE, e2eSuite, inspectVolume, uniq, waitFor } from './harness';
+import { MANAGED_PLUGIN, installManagedPlugin } from './lib/hostvol';
 import { swarmInit, waitRunning } from './lib/swarm';
 
 const s = e2eSuite({ hostvol: false });
-const VERSION = require('../../package.json').version as string;
-const PLUGIN = `hostvol:${VERSION}`;
+const PLUGIN = MANAGED_PLUGIN;
 const LOOP = 'trap "exit 0" TERM; while :; do sleep 0.2; done';
 let stateDir: string;
 
 beforeAll(async () => {
-  stateDir = path.join(s.engine.base, 'sm-state');
-  const pathsDir = path.join(s.engine.base, 'sm-paths');
-  fs.mkdirSync(stateDir);
-  fs.mkdirSync(pathsDir);
-  const built = await run('bash', ['plugin/build-rootfs.sh'], { cwd: REPO });
-  if (built.code !== 0) throw new Error(`plugin/build-rootfs.sh failed:\n${built.stderr}`);
-  await s.docker(['plugin', 'create', PLUGIN, path.join(REPO, 'plugin')], { timeoutMs: 120_000 });
-  await s.docker(['plugin', 'set', PLUGIN, `state.source=${stateDir}`, `HOSTVOL_STATE_SOURCE=${stateDir}`,
-    `paths.source=${pathsDir}`, `HOSTVOL_HOST_PATHS=${pathsDir}`]);
-  await s.docker(['plugin', 'enable', PLUGIN]);
+  stateDir = await installManagedPlugin(s.engine, 'sm');
   await swarmInit(s.engine);
 }, 240_000);
 

@@ -8,7 +8,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import type { Engine } from './engine';
-import { isAlive, signal, terminate, waitFor } from './proc';
+import { isAlive, run, signal, terminate, waitFor } from './proc';
 
 export const REPO = path.resolve(__dirname, '../../..');
 export const CLI_JS = path.join(REPO, 'dist/cli.js');
@@ -243,4 +243,27 @@ export async function startHostvol(engine: Engine, opts: HostvolOptions = {}): P
   engine.addFinalizer(() => hv.shutdown());
   await hv.start();
   return hv;
+}
+
+/** The managed plugin as this checkout's version names it (plugin/config.json has no tag of its own). */
+export const MANAGED_PLUGIN = `hostvol:${require('../../../package.json').version as string}`;
+
+/**
+ * Builds plugin/rootfs from this checkout's dist/ (plugin/build-rootfs.sh) and installs it in
+ * `engine` as MANAGED_PLUGIN, enabled, with its state and host-paths directories in BASE
+ * (`<prefix>-state`, `<prefix>-paths`) and HOSTVOL_STATE_SOURCE telling it where the state is on the
+ * host. Returns the state directory's host path. Give the hook a few minutes: the build copies
+ * node_modules. Remove it with `docker plugin rm -f MANAGED_PLUGIN`.
+ */
+export async function installManagedPlugin(engine: Engine, prefix: string): Promise<string> {
+  const stateDir = path.join(engine.base, `${prefix}-state`);
+  const pathsDir = path.join(engine.base, `${prefix}-paths`);
+  fs.mkdirSync(stateDir);
+  fs.mkdirSync(pathsDir);
+  const built = await run('bash', ['plugin/build-rootfs.sh'], { cwd: REPO, allowFail: true });
+  if (built.code !== 0) throw new Error(`plugin/build-rootfs.sh failed:\n${built.stderr}`);
+  await engine.docker(['plugin', 'create', MANAGED_PLUGIN, path.join(REPO, 'plugin')], { timeoutMs: 120_000 });
+  await engine.docker(['plugin', 'set', MANAGED_PLUGIN, `state.source=${stateDir}`, `HOSTVOL_STATE_SOURCE=${stateDir}`, `paths.source=${pathsDir}`, `HOSTVOL_HOST_PATHS=${pathsDir}`]);
+  await engine.docker(['plugin', 'enable', MANAGED_PLUGIN]);
+  return stateDir;
 }
