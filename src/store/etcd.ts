@@ -8,11 +8,11 @@ import type { Logger } from 'pino';
 import { ConflictError, HostvolError, describe } from '../errors';
 import { Keys, decodeRecord, encodeRecord, plain, withState, type StoredLease } from './etcd-keys';
 import { checkSharedDataRoot, publishNode } from './etcd-marker';
-import { absent, del, modIs, put, range, readView, txn, type View } from './etcd-ops';
+import { absent, del, modIs, put, range, readLeases, readView, txn, type View } from './etcd-ops';
 import { OwnLeases, encodeLease, type Held } from './etcd-own-leases';
 import { EtcdSession, type EtcdConfig } from './etcd-session';
 import { RecordFeed } from './etcd-watch';
-import type { LeaseRecord, RecordState, RemoteChange, Snapshot, Store, StoreHealth, VolumeRecord } from './store';
+import type { LeaseRecord, NodeLease, RecordState, RemoteChange, Snapshot, Store, StoreHealth, VolumeRecord } from './store';
 
 export type { EtcdConfig } from './etcd-session';
 
@@ -23,6 +23,7 @@ const CREATING_POLL_MS = 100;
 export class EtcdStore implements Store {
   /** One set of volumes for every node: dockerd then treats a volume as the cluster's. */
   readonly scope = 'global';
+  readonly node: string;
   readonly keys: Keys;
   readonly session: EtcdSession;
   private readonly feed: RecordFeed;
@@ -36,6 +37,7 @@ export class EtcdStore implements Store {
     readonly config: EtcdConfig & { dataRoot: string },
     private readonly log: Logger,
   ) {
+    this.node = config.node;
     this.keys = new Keys(config.prefix.replace(/\/+$/, ''), config.node);
     this.session = new EtcdSession(config, log);
     this.feed = new RecordFeed(this.keys, log);
@@ -196,6 +198,11 @@ export class EtcdStore implements Store {
   async lookup(name: string): Promise<VolumeRecord | undefined> {
     const view = await readView(this.session, this.keys, name, `read volume "${name}"`);
     return view.record ? plain(view.record) : undefined;
+  }
+
+  /** Read from etcd, not from what this node holds: the point is the other nodes' leases. */
+  leases(volume?: string): Promise<NodeLease[]> {
+    return readLeases(this.session, this.keys, volume);
   }
 
   health(): StoreHealth {
