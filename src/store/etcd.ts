@@ -7,6 +7,7 @@ import type { ICompare, IRequestOp, ITxnResponse } from 'etcd3';
 import type { Logger } from 'pino';
 import { ConflictError, HostvolError, describe } from '../errors';
 import { Keys, decodeRecord, encodeRecord, plain, withState, type StoredLease } from './etcd-keys';
+import { claimKey, claimReads, settleClaims, unclaimed } from './etcd-claims';
 import { checkSharedDataRoot, publishNode } from './etcd-marker';
 import { absent, del, modIs, put, range, readLeases, readView, txn, type View } from './etcd-ops';
 import { OwnLeases, encodeLease, type Held } from './etcd-own-leases';
@@ -101,12 +102,20 @@ export class EtcdStore implements Store {
     // A record in progress belongs to its node's etcd lease: if that node dies, it goes with it.
     const lease = rec.state === 'creating' ? this.session.id : undefined;
     const until = Date.now() + this.session.opTimeoutMs;
+    const k = this.keys;
     for (;;) {
-      const res = await this.write(rec.name, `record volume "${rec.name}"`, [absent(key)], [put(key, value, lease)], [range(key)], () =>
+      // With its directory's claim: no other volume may have it, a directory inside it or around it.
+      const compare = [absent(key), ...unclaimed(k, rec.path)];
+      const res = await this.write(rec.name, `record volume "${rec.name}"`, compare, [put(key, value, lease), put(claimKey(k, rec.path), rec.name)], [range(key), ...claimReads(k, rec.path)], () =>
         this.own.unconfirmedRecord(key, value),
       );
       if (res.succeeded) return undefined;
       const kv = res.responses[0].response_range.kvs[0];
+      if (!kv) {
+        await settleClaims(this.session, k, rec.name, rec.path, res.responses.slice(1).flatMap((r) => r.response_range.kvs));
+        if (Date.now() > until) throw this.contended(rec.name);
+        continue;
+      }
       const theirs = decodeRecord(kv.value);
       if (kv.value.toString() === value) return undefined; // our own write, retried after a lost reply
       if (theirs.state === 'ready') {
@@ -152,7 +161,8 @@ export class EtcdStore implements Store {
       const v = await this.view(name, `forget volume "${name}"`);
       this.refuseOthers(name, v, 'removed');
       const compare = [modIs(k.guard(name), v.guardMod), v.record ? modIs(k.volume(name), v.recordMod) : absent(k.volume(name))];
-      const res = await this.write(name, `forget volume "${name}"`, compare, [del(k.volume(name)), del(k.guard(name)), del(k.ownLeasesOf(name), true)]);
+      const claim = v.record ? [del(claimKey(k, v.record.path))] : [];
+      const res = await this.write(name, `forget volume "${name}"`, compare, [del(k.volume(name)), del(k.guard(name)), del(k.ownLeasesOf(name), true), ...claim]);
       if (res.succeeded) return this.own.forget(name);
     }
     throw this.contended(name);
