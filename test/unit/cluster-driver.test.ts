@@ -83,3 +83,27 @@ test("-o path= nesting with a directory only another node knows of is refused, b
   // Nothing is claimed by a refused create: beside it, a directory is fine.
   expect(errOf(await call(1, '/VolumeDriver.Create', { Name: 'beside', Opts: { path: path.join(shared, 'paths', 'beside') } }))).toBe('');
 });
+
+test('Mount, Unmount and Remove of a volume the watch has not brought yet read it from etcd first', async () => {
+  const release = [await holdWatch(1, 'late'), await holdWatch(1, 'late-rm')];
+  try {
+    expect(errOf(await call(0, '/VolumeDriver.Create', { Name: 'late', Opts: { mode: '0750' } }))).toBe('');
+    expect(errOf(await call(0, '/VolumeDriver.Create', { Name: 'late-rm' }))).toBe('');
+    // Get and List answer from this node's table: still without them.
+    expect(errOf(await call(1, '/VolumeDriver.Get', { Name: 'late' }))).toBe('volume "late" does not exist in hostvol');
+    const mounted = await call(1, '/VolumeDriver.Mount', { Name: 'late', ID: 'm' });
+    expect(errOf(mounted)).toBe('');
+    expect(mounted.Mountpoint).toBe(path.join(fs.realpathSync(nodes[1].config.stateDir), 'mounts', 'late'));
+    // Read once, it is in the table with the options node1 gave it.
+    expect((await call(1, '/VolumeDriver.Get', { Name: 'late' })).Volume.Status).toMatchObject({ options: { mode: '0750' }, mounts: 1 });
+    expect(errOf(await call(1, '/VolumeDriver.Unmount', { Name: 'late', ID: 'm' }))).toBe('');
+    expect(errOf(await call(1, '/VolumeDriver.Remove', { Name: 'late-rm' }))).toBe('');
+    expect(fs.existsSync(path.join(shared, 'data', 'late-rm'))).toBe(false);
+  } finally {
+    release.forEach((r) => r());
+  }
+  // The held reports then arrive and change nothing: "late" is as read, "late-rm" stays gone.
+  await new Promise((r) => setTimeout(r, 300));
+  expect((await call(1, '/VolumeDriver.Get', { Name: 'late' })).Volume.Status).toMatchObject({ options: { mode: '0750' }, mounts: 0 });
+  expect(errOf(await call(1, '/VolumeDriver.Get', { Name: 'late-rm' }))).toBe('volume "late-rm" does not exist in hostvol');
+});
