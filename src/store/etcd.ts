@@ -103,6 +103,7 @@ export class EtcdStore implements Store {
     const lease = rec.state === 'creating' ? this.session.id : undefined;
     const until = Date.now() + this.session.opTimeoutMs;
     const k = this.keys;
+    let settled = 0;
     for (;;) {
       // With its directory's claim: no other volume may have it, a directory inside it or around it.
       const compare = [absent(key), ...unclaimed(k, rec.path)];
@@ -112,8 +113,10 @@ export class EtcdStore implements Store {
       if (res.succeeded) return undefined;
       const kv = res.responses[0].response_range.kvs[0];
       if (!kv) {
+        // Each round refuses (a live volume nests) or clears a stale claim: bounded by rounds, not by
+        // the time left, which waiting for another node's create may have used up just before.
+        if (++settled > ATTEMPTS) throw this.contended(rec.name);
         await settleClaims(this.session, k, rec.name, rec.path, res.responses.slice(1).flatMap((r) => r.response_range.kvs));
-        if (Date.now() > until) throw this.contended(rec.name);
         continue;
       }
       const theirs = decodeRecord(kv.value);
