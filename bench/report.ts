@@ -13,7 +13,7 @@ import { targetTable, type TargetRow } from './targets';
 import { fmt, median } from './stats';
 
 /** The parts of a run, for --only. */
-export const PHASES = ['get', 'list', 'durable', 'slowfsync', 'startup', 'engine', 'archive'] as const;
+export const PHASES = ['get', 'list', 'durable', 'slowfsync', 'startup', 'engine', 'archive', 'cluster'] as const;
 
 export interface Row {
   figure: string;
@@ -135,6 +135,8 @@ export interface ReportInput {
   notes: string[];
   /** The export/import section (bench/archive.ts), as measured in this run. */
   archive: string[];
+  /** The etcd-against-embedded section (bench/cluster.ts), as measured in this run. */
+  cluster?: string[];
 }
 
 export function render(r: ReportInput): string {
@@ -189,6 +191,10 @@ export function render(r: ReportInput): string {
     '## Export and import against GNU tar (issue 12)',
     '',
     ...r.archive,
+    '',
+    '## Cluster mode: etcd against the embedded store (issue 13)',
+    '',
+    ...(r.cluster ?? ['Not run (--only).']),
     '',
   ].join('\n');
 }

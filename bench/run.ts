@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { runArchiveBench } from './archive';
+import { runClusterBench } from './cluster';
 import { runEngine, type EngineResult } from './engine';
 import { notes } from './notes';
 import { PHASES, commitInfo, loadRows, otherRows, render } from './report';
@@ -59,6 +60,7 @@ async function main(): Promise<void> {
   const figures: Figure[] = [];
   let engine: EngineResult = { lines: ['Not run (--only).'], figures: [] };
   let archive = ['Not run (--only).'];
+  let cluster: string[] | undefined;
   try {
     const ds: Record<number, Dataset> = {};
     const need = (n: number) => async () => (ds[n] ??= await makeDataset(tmp, n));
@@ -120,6 +122,10 @@ async function main(): Promise<void> {
       log('\n== export and import of a 1 GiB tree against GNU tar');
       archive = (await runArchiveBench({ tmp, bytes: 1 << 30, reps: args.reps, log })).lines;
     }
+    if (args.only.has('cluster')) {
+      log('\n== cluster mode: etcd (3 members) against the embedded store');
+      cluster = (await runClusterBench({ tmp, reps: args.reps, scale: args.scale, log })).lines;
+    }
   } finally {
     const left = unmountUnder(tmp);
     if (left.length) log(`unmounted what the servers left mounted: ${left.join(' ')}`);
@@ -145,7 +151,7 @@ async function main(): Promise<void> {
   for (const l of targetTable(goals)) log(`  ${l}`);
   if (args.out) {
     const text = render({
-      commit, figures, samples, engine, archive, targets: goals, reps: args.reps, maxReps: args.maxReps, tmp, load, runtimeS, argv, notes: notes(rows, samples),
+      commit, figures, samples, engine, archive, cluster, targets: goals, reps: args.reps, maxReps: args.maxReps, tmp, load, runtimeS, argv, notes: notes(rows, samples),
     });
     fs.writeFileSync(args.out, text);
     log(`wrote ${path.relative(REPO, args.out) || args.out}`);

@@ -47,7 +47,7 @@ function serveCommand(): Command {
     .addOption(new Option('--metrics-address <host:port>', 'also serve GET /metrics on TCP (off by default)').env('HOSTVOL_METRICS_ADDRESS'))
     .addOption(new Option('--docker-host <url>', "dockerd's API socket (unix:///path; default /var/run/docker.sock)").env('DOCKER_HOST'))
     .addOption(new Option('--etcd <urls>', 'cluster mode: etcd v3 client URLs, comma-separated; volumes and mount leases are shared by every node').env('HOSTVOL_ETCD'))
-    .addOption(new Option('--node-name <name>', 'cluster mode: this node\'s name (default: the hostname)').env('HOSTVOL_NODE_NAME'))
+    .addOption(new Option('--node-name <name>', 'this node\'s name, which its mount leases are recorded and shown under (default: the hostname)').env('HOSTVOL_NODE_NAME'))
     .addOption(new Option('--etcd-prefix <prefix>', 'cluster mode: key prefix in etcd').env('HOSTVOL_ETCD_PREFIX').default('/hostvol'))
     .addOption(
       new Option('--lease-ttl <seconds>', 'cluster mode: how long the mount leases of a node that died or is cut off outlive it')
@@ -76,6 +76,7 @@ function serveCommand(): Command {
         adminSocket: adminSocketOf(flags),
         metricsAddress: (flags.metricsAddress as string | undefined) || undefined,
         dockerHost: (flags.dockerHost as string | undefined) || undefined,
+        nodeName: (flags.nodeName as string | undefined) || undefined,
         cluster: clusterOf(flags),
       };
       await serve(config);

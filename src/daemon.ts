@@ -49,6 +49,8 @@ export interface Config {
   metricsAddress?: string;
   /** dockerd's API: unix:///path or a path (default /var/run/docker.sock). */
   dockerHost?: string;
+  /** The name this node's mount leases are shown under (--node-name; default the hostname). */
+  nodeName?: string;
   /** Cluster mode: volume records and mount leases in etcd, shared by every node (scope global). */
   cluster?: ClusterConfig;
 }

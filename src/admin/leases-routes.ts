@@ -1,26 +1,45 @@
-// GET /leases[/:name] (hostvol leases) and POST /leases/:name/release (hostvol release).
+// GET /leases[/:name] (hostvol leases) and POST /leases/:name/release (hostvol release). In a cluster
+// the leases of every node are listed, each with its node (holders.ts); a release is of this node's.
 import { Router, type Request, type Response } from 'express';
 import { InvalidRequestError } from '../errors';
-import { leasesOf, mountVisible, release, type LeaseView, type Visibility } from '../volumes/leases';
+import { mountVisible, release, type LeaseView, type Visibility } from '../volumes/leases';
 import type { AdminContext } from './context';
+import { holders } from './holders';
 import { lookup } from './volumes-routes';
 
 export interface VolumeLeases {
   volume: string;
+  /** This node's name: the node `generation`, `mountVisible` and the `stale` flags speak of. */
+  node: string;
   /** The generation of the dockerd hostvol serves now: leases from an older one are stale. */
   generation: number;
+  /** Whether a container on this node has the volume mounted (null: cannot tell, or not known here yet). */
   mountVisible: Visibility;
+  /** On every node, sorted by node and Mount ID. */
   leases: LeaseView[];
+  /** Set when other nodes' leases could not be read (etcd unreachable): why; `leases` then has this node's only. */
+  othersUnknown?: string;
 }
 
 export function leasesRouter(ctx: AdminContext): Router {
   const r = Router();
   const forVolumes = async (name?: string): Promise<VolumeLeases[]> => {
     const driver = await ctx.ready;
-    const vols = name === undefined ? [...driver.volumes.values()].filter((v) => v.leases.size > 0) : [lookup(driver, name)];
+    if (name !== undefined) lookup(driver, name);
+    const held = await holders(driver, name);
+    // Every volume some node holds, also one this node's table does not know yet (its watch lags).
+    const names = name === undefined ? [...held.byVolume.keys()].sort() : [name];
     const out: VolumeLeases[] = [];
-    for (const v of vols.sort((a, b) => a.name.localeCompare(b.name))) {
-      out.push({ volume: v.name, generation: driver.stale.generation, mountVisible: await mountVisible(driver, v), leases: leasesOf(driver, v) });
+    for (const n of names) {
+      const v = driver.volumes.get(n);
+      out.push({
+        volume: n,
+        node: driver.deps.store.node,
+        generation: driver.stale.generation,
+        mountVisible: v ? await mountVisible(driver, v) : null,
+        leases: held.byVolume.get(n) ?? [],
+        ...(held.othersUnknown ? { othersUnknown: held.othersUnknown } : {}),
+      });
     }
     return out;
   };

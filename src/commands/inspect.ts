@@ -24,9 +24,10 @@ function human(d: Inspected): string {
     `Created:      ${d.createdAt} (${d.createdBy === 'hostvol' ? 'directory made by hostvol' : 'existing directory'})`,
     `Options:      ${JSON.stringify(d.options)}`,
     `Size:         ${d.size.error ? `unknown: ${d.size.error}` : `${humanBytes(d.size.bytes ?? 0)} on disk, ${humanBytes(d.size.apparentBytes ?? 0)} apparent, ${d.size.inodes} inodes`}`,
-    `Mounted in a container: ${visibility(d.mountVisible)}`,
+    `Mounted in a container on this node (${d.node}): ${visibility(d.mountVisible)}`,
     `Leases:       ${d.leases.length === 0 ? 'none' : ''}`,
-    ...d.leases.map((l) => `  ${l.id}  count ${l.count}  generation ${l.generation}${l.stale ? '  stale' : ''}`),
+    ...d.leases.map((l) => `  node ${l.node}  ${l.id}  count ${l.count}  generation ${l.generation}${l.stale ? '  stale' : ''}`),
+    ...(d.othersUnknown ? [`  (${d.othersUnknown})`] : []),
     `Containers:   ${d.containersError ? `unknown: ${d.containersError}` : d.containers!.length === 0 ? 'none' : ''}`,
     ...(d.containers ?? []).map((c) => `  ${c.name}  ${c.state}  ${c.rw ? 'rw' : 'ro'}  at ${c.destination}`),
   ];

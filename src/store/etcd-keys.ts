@@ -52,6 +52,10 @@ export class Keys {
     if (id === undefined) return undefined;
     return { volume, node: decodeURIComponent(node), id: decodeURIComponent(id) };
   }
+  /** The directory a claim key (etcd-claims.ts) is of. */
+  claimedDir(key: string): string {
+    return key.slice(`${this.prefix}/paths`.length, -1) || '/';
+  }
   nameOf(node: string): string {
     return decodeURIComponent(node.slice(this.nodes().length));
   }

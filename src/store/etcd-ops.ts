@@ -1,8 +1,9 @@
 // The few shapes of etcd request the cluster store makes, and the one read every decision starts
 // from: a volume's record, its guard and every lease of it, in one transaction (one revision).
 import type { ICompare, IKeyValue, IRequestOp, ITxnResponse } from 'etcd3';
-import { decodeRecord, prefixEnd, type Keys, type StoredRecord } from './etcd-keys';
+import { decodeRecord, prefixEnd, type Keys, type StoredLease, type StoredRecord } from './etcd-keys';
 import type { EtcdSession } from './etcd-session';
+import type { NodeLease } from './store';
 
 export const put = (key: string, value: string, lease?: string): IRequestOp => ({
   request_put: { key: Buffer.from(key), value: Buffer.from(value), lease },
@@ -55,4 +56,28 @@ export async function readView(session: EtcdSession, keys: Keys, name: string, w
     guardMod: guard[0]?.mod_revision ?? '0',
     leases: leases.map((kv: IKeyValue) => ({ key: kv.key.toString(), ...keys.parseLease(kv.key.toString())! })),
   };
+}
+
+/**
+ * Every lease of one volume (or of all) on every node, read in one request: the keys say volume,
+ * node and Mount ID, the values the rest. Sorted by volume, node, Mount ID (etcd sorts keys bytewise
+ * and the node and ID parts are URI-encoded, so it is sorted again on the decoded names).
+ */
+export async function readLeases(session: EtcdSession, keys: Keys, volume?: string): Promise<NodeLease[]> {
+  const prefix = volume === undefined ? keys.allLeases() : keys.leasesOf(volume);
+  const what = `read the mount leases of ${volume === undefined ? 'every volume' : `volume "${volume}"`}`;
+  const res = await txn(session, what, [], [range(prefix, true)]);
+  const out: NodeLease[] = [];
+  for (const kv of res.responses[0].response_range.kvs) {
+    const at = keys.parseLease(kv.key.toString());
+    if (!at) continue;
+    const l = JSON.parse(kv.value.toString()) as StoredLease;
+    out.push({ volume: at.volume, node: at.node, id: at.id, count: l.count, bootId: l.bootId, generation: l.generation });
+  }
+  const order = (l: NodeLease) => [l.volume, l.node, l.id];
+  return out.sort((a, b) => {
+    const [x, y] = [order(a), order(b)];
+    for (let i = 0; i < 3; i++) if (x[i] !== y[i]) return x[i] < y[i] ? -1 : 1;
+    return 0;
+  });
 }

@@ -7,12 +7,13 @@ import type { ICompare, IRequestOp, ITxnResponse } from 'etcd3';
 import type { Logger } from 'pino';
 import { ConflictError, HostvolError, describe } from '../errors';
 import { Keys, decodeRecord, encodeRecord, plain, withState, type StoredLease } from './etcd-keys';
+import { claimKey, claimReads, settleClaims, unclaimed } from './etcd-claims';
 import { checkSharedDataRoot, publishNode } from './etcd-marker';
-import { absent, del, modIs, put, range, readView, txn, type View } from './etcd-ops';
+import { absent, del, modIs, put, range, readLeases, readView, txn, type View } from './etcd-ops';
 import { OwnLeases, encodeLease, type Held } from './etcd-own-leases';
 import { EtcdSession, type EtcdConfig } from './etcd-session';
 import { RecordFeed } from './etcd-watch';
-import type { LeaseRecord, RecordState, RemoteChange, Snapshot, Store, StoreHealth, VolumeRecord } from './store';
+import type { LeaseRecord, NodeLease, RecordState, RemoteChange, Snapshot, Store, StoreHealth, VolumeRecord } from './store';
 
 export type { EtcdConfig } from './etcd-session';
 
@@ -23,6 +24,7 @@ const CREATING_POLL_MS = 100;
 export class EtcdStore implements Store {
   /** One set of volumes for every node: dockerd then treats a volume as the cluster's. */
   readonly scope = 'global';
+  readonly node: string;
   readonly keys: Keys;
   readonly session: EtcdSession;
   private readonly feed: RecordFeed;
@@ -36,6 +38,7 @@ export class EtcdStore implements Store {
     readonly config: EtcdConfig & { dataRoot: string },
     private readonly log: Logger,
   ) {
+    this.node = config.node;
     this.keys = new Keys(config.prefix.replace(/\/+$/, ''), config.node);
     this.session = new EtcdSession(config, log);
     this.feed = new RecordFeed(this.keys, log);
@@ -99,12 +102,23 @@ export class EtcdStore implements Store {
     // A record in progress belongs to its node's etcd lease: if that node dies, it goes with it.
     const lease = rec.state === 'creating' ? this.session.id : undefined;
     const until = Date.now() + this.session.opTimeoutMs;
+    const k = this.keys;
+    let settled = 0;
     for (;;) {
-      const res = await this.write(rec.name, `record volume "${rec.name}"`, [absent(key)], [put(key, value, lease)], [range(key)], () =>
+      // With its directory's claim: no other volume may have it, a directory inside it or around it.
+      const compare = [absent(key), ...unclaimed(k, rec.path)];
+      const res = await this.write(rec.name, `record volume "${rec.name}"`, compare, [put(key, value, lease), put(claimKey(k, rec.path), rec.name)], [range(key), ...claimReads(k, rec.path)], () =>
         this.own.unconfirmedRecord(key, value),
       );
       if (res.succeeded) return undefined;
       const kv = res.responses[0].response_range.kvs[0];
+      if (!kv) {
+        // Each round refuses (a live volume nests) or clears a stale claim: bounded by rounds, not by
+        // the time left, which waiting for another node's create may have used up just before.
+        if (++settled > ATTEMPTS) throw this.contended(rec.name);
+        await settleClaims(this.session, k, rec.name, rec.path, res.responses.slice(1).flatMap((r) => r.response_range.kvs));
+        continue;
+      }
       const theirs = decodeRecord(kv.value);
       if (kv.value.toString() === value) return undefined; // our own write, retried after a lost reply
       if (theirs.state === 'ready') {
@@ -150,7 +164,8 @@ export class EtcdStore implements Store {
       const v = await this.view(name, `forget volume "${name}"`);
       this.refuseOthers(name, v, 'removed');
       const compare = [modIs(k.guard(name), v.guardMod), v.record ? modIs(k.volume(name), v.recordMod) : absent(k.volume(name))];
-      const res = await this.write(name, `forget volume "${name}"`, compare, [del(k.volume(name)), del(k.guard(name)), del(k.ownLeasesOf(name), true)]);
+      const claim = v.record ? [del(claimKey(k, v.record.path))] : [];
+      const res = await this.write(name, `forget volume "${name}"`, compare, [del(k.volume(name)), del(k.guard(name)), del(k.ownLeasesOf(name), true), ...claim]);
       if (res.succeeded) return this.own.forget(name);
     }
     throw this.contended(name);
@@ -196,6 +211,11 @@ export class EtcdStore implements Store {
   async lookup(name: string): Promise<VolumeRecord | undefined> {
     const view = await readView(this.session, this.keys, name, `read volume "${name}"`);
     return view.record ? plain(view.record) : undefined;
+  }
+
+  /** Read from etcd, not from what this node holds: the point is the other nodes' leases. */
+  leases(volume?: string): Promise<NodeLease[]> {
+    return readLeases(this.session, this.keys, volume);
   }
 
   health(): StoreHealth {

@@ -1,5 +1,6 @@
 // Which store a daemon serves: the embedded SQLite store, or with --etcd the cluster's etcd store.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import type { Logger } from 'pino';
 import type { EtcdStore } from './etcd';
 import { SqliteStore } from './sqlite';
@@ -20,9 +21,9 @@ export interface ClusterConfig {
   opTimeoutMs?: number;
 }
 
-export function openStore(config: { stateDir: string; dataRoot: string; cluster?: ClusterConfig }, log: Logger): Store {
+export function openStore(config: { stateDir: string; dataRoot: string; nodeName?: string; cluster?: ClusterConfig }, log: Logger): Store {
   const c = config.cluster;
-  if (!c) return new SqliteStore(config.stateDir);
+  if (!c) return new SqliteStore(config.stateDir, config.nodeName || os.hostname());
   fs.mkdirSync(config.stateDir, { recursive: true, mode: 0o700 }); // bind mounts and the store id still live there
   const read = (f: string | undefined) => (f ? fs.readFileSync(f) : undefined);
   if ((c.cert || c.key) && !c.cacert) throw new Error('--etcd-cert and --etcd-key need --etcd-cacert (the CA that signed the etcd server certificates)');

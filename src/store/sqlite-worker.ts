@@ -23,14 +23,16 @@ export type Op =
   | { op: 'deleteVolume'; name: string }
   | { op: 'setLease'; lease: LeaseRecord; exclusive: boolean }
   | { op: 'setGeneration'; n: number }
-  | { op: 'dropLeasesFromOtherBoots'; bootId: string };
+  | { op: 'dropLeasesFromOtherBoots'; bootId: string }
+  // A read, sent through the same queue: it sees every change queued before it, and writes nothing.
+  | { op: 'leases'; volume: string | null };
 
 /**
  * What became of one change: rows changed (`existing`: the record found instead of inserting one;
  * `token`: the fencing token of a lease taken), or why it failed (`conflict`: refused by a rule).
  */
 export type OpResult =
-  | { ok: true; changes: number; existing?: VolumeRecord; token?: number }
+  | { ok: true; changes: number; existing?: VolumeRecord; token?: number; leases?: LeaseRecord[] }
   | { ok: false; code: string; message: string; conflict?: boolean };
 
 export interface WorkerData {
@@ -130,6 +132,8 @@ export function sqliteWorkerMain(): void {
       ),
       setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
       dropOtherBoots: db.prepare('DELETE FROM leases WHERE boot_id <> ?'),
+      allLeases: db.prepare('SELECT volume, id, count, boot_id AS bootId, generation FROM leases ORDER BY volume, id'),
+      leasesOf: db.prepare('SELECT volume, id, count, boot_id AS bootId, generation FROM leases WHERE volume = ? ORDER BY id'),
     };
   };
 
@@ -138,7 +142,7 @@ export function sqliteWorkerMain(): void {
   // The cluster rules of the Store interface over this store's own rows: there is no other node, so
   // 'removing' and deleteVolume are never refused; a record found on insert is handed back; a lease
   // needs a ready volume, and an exclusive one no other Mount ID.
-  const apply = (o: Op): { changes: number; existing?: VolumeRecord; token?: number } => {
+  const apply = (o: Op): { changes: number; existing?: VolumeRecord; token?: number; leases?: LeaseRecord[] } => {
     switch (o.op) {
       case 'insertVolume': {
         const { changes } = stmts.insert.run(o.rec);
@@ -164,6 +168,8 @@ export function sqliteWorkerMain(): void {
         return { changes: stmts.setMeta.run('generation', String(o.n)).changes };
       case 'dropLeasesFromOtherBoots':
         return { changes: stmts.dropOtherBoots.run(o.bootId).changes };
+      case 'leases':
+        return { changes: 0, leases: o.volume === null ? stmts.allLeases.all() : stmts.leasesOf.all(o.volume) };
     }
   };
 

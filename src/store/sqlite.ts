@@ -3,12 +3,13 @@
 // short-lived connection (sqlite-load.ts); then a worker thread owns the file for good and commits
 // changes in groups (sqlite-worker.ts), so fsyncs neither stall the event loop nor queue up one by one.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { ConflictError, HostvolError } from '../errors';
 import { readStore } from './sqlite-load';
 import { SCHEMA, sqliteWorkerMain, type FromWorker, type Op, type OpResult, type WorkerData } from './sqlite-worker';
-import type { LeaseRecord, RecordState, RemoteChange, Snapshot, Store, StoreHealth, VolumeRecord } from './store';
+import type { LeaseRecord, NodeLease, RecordState, RemoteChange, Snapshot, Store, StoreHealth, VolumeRecord } from './store';
 
 type Done = Extract<OpResult, { ok: true }>;
 
@@ -38,7 +39,11 @@ export class SqliteStore implements Store {
   private whenClosed?: () => void;
   private closing?: Promise<void>;
 
-  constructor(private readonly stateDir: string) {
+  /** `node`: the name its leases are shown under (`--node-name`, default the hostname). */
+  constructor(
+    private readonly stateDir: string,
+    readonly node: string = os.hostname(),
+  ) {
     const madeDir = fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 }) !== undefined;
     this.file = path.join(stateDir, 'hostvol.db');
     const workerData: WorkerData = { betterSqlite3: require.resolve('better-sqlite3'), file: this.file, dir: stateDir, madeDir, schema: SCHEMA };
@@ -96,6 +101,12 @@ export class SqliteStore implements Store {
 
   dropLeasesFromOtherBoots(bootId: string): Promise<number> {
     return this.write('drop the mount leases of a previous boot', { op: 'dropLeasesFromOtherBoots', bootId }).then((d) => d.changes);
+  }
+
+  /** This node's leases, all of them: no other node writes this file. */
+  leases(volume?: string): Promise<NodeLease[]> {
+    const what = `read the mount leases of ${volume === undefined ? 'every volume' : `volume "${volume}"`}`;
+    return this.write(what, { op: 'leases', volume: volume ?? null }).then((d) => (d.leases ?? []).map((l) => ({ ...l, node: this.node })));
   }
 
   /** Every record of this file is in the driver's table from load() on: nothing to look up. */

@@ -19,7 +19,7 @@ export interface VolumeRecord {
   made: string | null;
 }
 
-/** One Mount ID's mounts on this node. Leases of other nodes are never handed to the driver. */
+/** One Mount ID's mounts on this node. Leases of other nodes are never handed to the driver (only to the admin API: Store.leases). */
 export interface LeaseRecord {
   volume: string;
   id: string;
@@ -27,6 +27,11 @@ export interface LeaseRecord {
   bootId: string;
   /** The client generation the lease was recorded in (see Store.generation). */
   generation: number;
+}
+
+/** A mount lease as the store holds it, with the node that holds it (what the admin commands show). */
+export interface NodeLease extends LeaseRecord {
+  node: string;
 }
 
 /** Everything a store holds for this node, read once at start-up. */
@@ -72,6 +77,8 @@ export interface StoreHealth {
 export interface Store {
   /** 'local': this host's volumes only; 'global': one set of volumes shared by every node (Capabilities). */
   readonly scope: 'local' | 'global';
+  /** This node's name, which its leases are recorded under (`--node-name`, default the hostname). */
+  readonly node: string;
   /** Reads every record; called once, before any change. */
   load(): Promise<Snapshot>;
   /**
@@ -114,6 +121,14 @@ export interface Store {
    * another node made must not fail meanwhile. The SQLite store's records are all in the table: none.
    */
   lookup(name: string): Promise<VolumeRecord | undefined>;
+  /**
+   * Every mount lease of `volume` (of every volume, without it) on every node, as the store holds it
+   * now, sorted by volume, node and Mount ID: in a cluster the driver's table knows this node's
+   * leases only, and an operator asking who holds a volume needs the others' too. The SQLite store
+   * has no other node: its leases are all under its own name. Rejects like a change when the store
+   * cannot be read (etcd unreachable).
+   */
+  leases(volume?: string): Promise<NodeLease[]>;
   health(): StoreHealth;
   close(): Promise<void>;
 }

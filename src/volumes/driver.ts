@@ -53,7 +53,9 @@ export class Driver {
     const health = this.deps.store.health();
     // While the store is unreachable the answer is this node's last known state: say so.
     const stale = health.available ? {} : { stale: `since ${health.since ?? '?'}: ${health.reason ?? 'store unavailable'}` };
-    const status = { ...vol.status(v), path: toHost(this.deps.hostPaths, v.path), ...stale };
+    // In a cluster, `mounts` counts this node's (other nodes' are theirs to tell: hostvol inspect shows all): say which node.
+    const node = this.deps.store.scope === 'global' ? { node: this.deps.store.node } : {};
+    const status = { ...vol.status(v), path: toHost(this.deps.hostPaths, v.path), ...node, ...stale };
     return { name: v.name, mountpoint: vol.mountpoint(v, this.deps.layout), createdAt: v.createdAt, status };
   }
 

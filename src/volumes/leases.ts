@@ -8,13 +8,18 @@ import type { Volume } from './volume';
 
 export interface LeaseView {
   volume: string;
+  /** The node that holds it (its --node-name, default its hostname). */
+  node: string;
   id: string;
   /** How many times dockerd mounted this ID without unmounting it (docker cp mounts one twice). */
   count: number;
   /** The dockerd generation (one per /Plugin.Activate) that recorded it. */
   generation: number;
-  /** Recorded by an earlier dockerd or hostvol process: its Unmount may have been lost. */
-  stale: boolean;
+  /**
+   * Recorded by an earlier dockerd or hostvol process: its Unmount may have been lost. null for
+   * another node's lease: only that node knows its dockerd's generation.
+   */
+  stale: boolean | null;
 }
 
 /** true: some container's mount namespace has the volume mounted; false: none has; null: hostvol cannot tell from here. */
@@ -22,7 +27,8 @@ export type Visibility = boolean | null;
 
 export function leasesOf(driver: Driver, v: Volume): LeaseView[] {
   const stale = new Set(driver.stale.ids(v));
-  return [...v.leases].map(([id, l]) => ({ volume: v.name, id, count: l.count, generation: l.generation, stale: stale.has(id) }));
+  const node = driver.deps.store.node;
+  return [...v.leases].map(([id, l]) => ({ volume: v.name, node, id, count: l.count, generation: l.generation, stale: stale.has(id) }));
 }
 
 /** Whether a container anywhere has the volume's directory mounted (read from /proc, off the event loop). */

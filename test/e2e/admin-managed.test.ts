@@ -70,7 +70,7 @@ describe('managed plugin', () => {
     await s.docker(['run', '-d', ...RUN, '--name', `${v}-c`, '-v', `${v}:/d`, BB_IMAGE, ...IDLE]);
     const [l] = await json('leases', v);
     expect(l).toMatchObject({ volume: v, generation: 0, leases: [expect.objectContaining({ count: 1, stale: false })] });
-    expect((await hostvol('leases', v)).stdout).toMatch(new RegExp(`^${v}\\s+${l.leases[0].id}\\s+1\\s+0\\s+no\\s`, 'm'));
+    expect((await hostvol('leases', v)).stdout).toMatch(new RegExp(`^${v}\\s+${l.leases[0].node}\\s+${l.leases[0].id}\\s+1\\s+0\\s+no\\s`, 'm'));
     // dockerd's word on its running container keeps the lease, whatever the plugin's view of the mount tables
     const refused = await hostvol('release', v, '--id', l.leases[0].id);
     expect(refused.stderr).toBe(`hostvol: volume "${v}": not released: dockerd says ${v}-c (running) uses it; stop the container first, or pass --force if you know the lease is not its\n`);

@@ -45,11 +45,11 @@ describe('README: operating volumes', () => {
 
   s.scenario('admin-inspect: ls and inspect show the volume, and the container using it from dockerd', async () => {
     const out = (await runReadmeBlock(s.engine, 'admin-inspect')).stdout;
-    expect(out).toMatch(/^NAME\s+STATE\s+LEASES\s+HOST PATH$/m);
-    expect(out).toMatch(/^web\s+ready\s+1\s+\/var\/lib\/hostvol\/volumes\/web$/m);
+    expect(out).toMatch(/^NAME\s+STATE\s+LEASES\s+NODES\s+HOST PATH$/m);
+    expect(out).toMatch(/^web\s+ready\s+1\s+\S+\s+\/var\/lib\/hostvol\/volumes\/web$/m);
     expect(out).toMatch(/^Host path: +\/var\/lib\/hostvol\/volumes\/web$/m);
     expect(out).toMatch(/^ {2}web1 {2}running {2}rw {2}at \/srv$/m);
-    expect(out).toMatch(/^Mounted in a container: yes$/m);
+    expect(out).toMatch(/^Mounted in a container on this node \(\S+\): yes$/m);
   }, 120_000);
 
   s.scenario('admin-archive: export to a file, import it into a new volume, clone; the copies hold what web holds', async () => {
@@ -110,7 +110,7 @@ describe('README: operating volumes', () => {
   s.scenario('admin-leases: no lease left once web1 is gone; release --stale has nothing to drop', async () => {
     await ensureWeb();
     const out = (await runReadmeBlock(s.engine, 'admin-leases')).stdout;
-    expect(out).toBe('VOLUME  ID  COUNT  GENERATION  STALE  MOUNTED\nweb: no lease to release\n');
+    expect(out).toBe('VOLUME  NODE  ID  COUNT  GENERATION  STALE  MOUNTED\nweb: no lease to release\n');
   });
 
   s.scenario('admin-doctor: a clean install has nothing to report or fix', async () => {

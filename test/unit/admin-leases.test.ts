@@ -2,6 +2,7 @@
 // through the volume's lock, is durable before it is answered, and is refused while a container may
 // still have the volume mounted unless forced.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { isMountPoint, useAdminSandbox, type Admin } from './admin-support';
 import type { Sandbox } from './support';
@@ -23,7 +24,9 @@ test('leases lists each volume with leases, its current generation and whether a
   await sb.call('/VolumeDriver.Mount', { Name: 'le-a', ID: 'id1' });
   await hostSees(true);
   const one = (await admin.call('GET', '/leases/le-a')).body;
-  expect(one).toEqual([{ volume: 'le-a', generation: 0, mountVisible: true, leases: [{ volume: 'le-a', id: 'id1', count: 2, generation: 0, stale: false }] }]);
+  // Without --node-name the embedded store's node is the host's name.
+  const node = os.hostname();
+  expect(one).toEqual([{ volume: 'le-a', node, generation: 0, mountVisible: true, leases: [{ volume: 'le-a', node, id: 'id1', count: 2, generation: 0, stale: false }] }]);
   const all = (await admin.call('GET', '/leases')).body.map((v: { volume: string }) => v.volume);
   expect(all).toContain('le-a');
 });
@@ -59,7 +62,7 @@ test('--stale releases only leases from an earlier dockerd; a current one stays'
   await sb.call('/VolumeDriver.Mount', { Name: 'le-d', ID: 'new' });
   await hostSees(false);
   const before = (await admin.call('GET', '/leases/le-d')).body[0];
-  expect(before.leases.map((l: { id: string; stale: boolean }) => [l.id, l.stale])).toEqual([['old', true], ['new', false]]);
+  expect(before.leases.map((l: { id: string; stale: boolean }) => [l.id, l.stale])).toEqual([['new', false], ['old', true]]); // sorted by node, then Mount ID
   expect((await release('le-d', { stale: true })).body.released).toEqual(['old']);
   expect((await admin.call('GET', '/leases/le-d')).body[0].leases.map((l: { id: string }) => l.id)).toEqual(['new']);
 });

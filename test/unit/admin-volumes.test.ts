@@ -1,5 +1,6 @@
 // GET /volumes (hostvol ls) and GET /volumes/:name (hostvol inspect) against a real daemon.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { useAdminSandbox, type Admin } from './admin-support';
 import type { Sandbox } from './support';
@@ -16,8 +17,8 @@ test('ls lists every volume by name with its host path, state, options and lease
   expect(status).toBe(200);
   const mine = body.filter((v: { name: string }) => v.name.startsWith('ls-'));
   expect(mine.map((v: { name: string }) => v.name)).toEqual(['ls-a', 'ls-b']);
-  expect(mine[0]).toMatchObject({ hostPath: path.join(fs.realpathSync(sb.config.dataRoot), 'ls-a'), state: 'ready', leases: 1, createdBy: 'hostvol' });
-  expect(mine[1]).toMatchObject({ options: { mode: 0o750, readOnly: false }, leases: 0 });
+  expect(mine[0]).toMatchObject({ hostPath: path.join(fs.realpathSync(sb.config.dataRoot), 'ls-a'), state: 'ready', leases: 1, nodes: [os.hostname()], createdBy: 'hostvol' });
+  expect(mine[1]).toMatchObject({ options: { mode: 0o750, readOnly: false }, leases: 0, nodes: [] });
 });
 
 test('inspect shows leases with their generation, whether a mount is visible, and the size', async () => {
@@ -28,7 +29,9 @@ test('inspect shows leases with their generation, whether a mount is visible, an
   await sb.call('/VolumeDriver.Mount', { Name: 'in-a', ID: 'mount-1' });
   const d = (await admin.call('GET', '/volumes/in-a')).body;
   expect(d).toMatchObject({ name: 'in-a', hostPath: fs.realpathSync(dir), state: 'ready' });
-  expect(d.leases).toEqual([{ volume: 'in-a', id: 'mount-1', count: 1, generation: 0, stale: false }]);
+  expect(d.leases).toEqual([{ volume: 'in-a', node: os.hostname(), id: 'mount-1', count: 1, generation: 0, stale: false }]);
+  expect(d.node).toBe(os.hostname());
+  expect(d.othersUnknown).toBeUndefined();
   expect(d.size).toMatchObject({ apparentBytes: 10_000 + fs.statSync(dir).size, inodes: 2 });
   expect(d.size.bytes).toBeGreaterThanOrEqual(10_000);
   // What the host tells (null: no dockerd process visible, as in most unit runs: hostvol does not guess).

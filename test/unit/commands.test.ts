@@ -9,7 +9,7 @@ import { destroy, sandbox, type Sandbox } from './support';
 
 let sb: Sandbox;
 beforeAll(async () => {
-  sb = await sandbox();
+  sb = await sandbox({ nodeName: 'cmd-node' });
   await sb.call('/VolumeDriver.Create', { Name: 'cmd-a' });
   fs.writeFileSync(path.join(sb.config.dataRoot, 'cmd-a', 'f'), Buffer.alloc(5000, 1));
   await sb.call('/VolumeDriver.Mount', { Name: 'cmd-a', ID: 'lease-1' });
@@ -41,19 +41,20 @@ test('table pads every column but the last; sizes are decimal like docker\'s', (
   expect([0, 999, 1000, 1234, 5_000_000, 1.5e12].map(humanBytes)).toEqual(['0B', '999B', '1kB', '1.23kB', '5MB', '1.5TB']);
 });
 
-test('ls prints a table, and the admin API\'s list with --format json', async () => {
+test('ls prints a table with the nodes holding leases, and the admin API\'s list with --format json', async () => {
   const { out } = await hostvol('ls');
   const real = fs.realpathSync(path.join(sb.config.dataRoot, 'cmd-a'));
-  expect(out.split('\n')[0]).toMatch(/^NAME\s+STATE\s+LEASES\s+HOST PATH$/);
-  expect(out).toMatch(new RegExp(`^cmd-a\\s+ready\\s+1\\s+${real}$`, 'm'));
+  expect(out.split('\n')[0]).toMatch(/^NAME\s+STATE\s+LEASES\s+NODES\s+HOST PATH$/);
+  expect(out).toMatch(new RegExp(`^cmd-a\\s+ready\\s+1\\s+cmd-node\\s+${real}$`, 'm'));
   const json = JSON.parse((await hostvol('ls', '--format', 'json')).out);
-  expect(json.find((v: { name: string }) => v.name === 'cmd-a')).toMatchObject({ hostPath: real, leases: 1 });
+  expect(json.find((v: { name: string }) => v.name === 'cmd-a')).toMatchObject({ hostPath: real, leases: 1, nodes: ['cmd-node'] });
 });
 
 test('inspect prints each volume found, then each miss on stderr, and exits 1', async () => {
   const r = await hostvol('inspect', 'cmd-a', 'cmd-none');
   expect(r.out).toMatch(/^Name: +cmd-a$/m);
-  expect(r.out).toMatch(/^ {2}lease-1 {2}count 1 {2}generation 0$/m);
+  expect(r.out).toMatch(/^ {2}node cmd-node {2}lease-1 {2}count 1 {2}generation 0$/m);
+  expect(r.out).toMatch(/^Mounted in a container on this node \(cmd-node\): /m);
   expect(r.out).toMatch(/^Containers: +unknown: hostvol inspect cmd-a needs dockerd, which does not answer at /m);
   expect(r.err).toBe('hostvol: volume "cmd-none" does not exist in hostvol\n');
   expect(r.code).toBe(1);
@@ -73,7 +74,9 @@ test('df prints volumes, a total and the file systems', async () => {
 });
 
 test('leases lists, release refuses what it cannot judge and releases with --force', async () => {
-  expect((await hostvol('leases', 'cmd-a')).out).toMatch(/^cmd-a\s+lease-1\s+1\s+0\s+no\s+(unknown|no|yes)$/m);
+  const listed = (await hostvol('leases', 'cmd-a')).out;
+  expect(listed.split('\n')[0]).toMatch(/^VOLUME\s+NODE\s+ID\s+COUNT\s+GENERATION\s+STALE\s+MOUNTED$/);
+  expect(listed).toMatch(/^cmd-a\s+cmd-node\s+lease-1\s+1\s+0\s+no\s+(unknown|no|yes)$/m);
   (await sb.daemon.ready).deps.inUse = async () => undefined;
   await expect(hostvol('release', 'cmd-a', '--id', 'lease-1')).rejects.toThrow(/lease\(s\) lease-1 not released/);
   expect((await hostvol('release', 'cmd-a', '--id', 'lease-1', '--force')).out).toBe('released cmd-a lease-1\n');

@@ -192,3 +192,26 @@ test('an Unmount while etcd is down answers at once and is applied when etcd is 
   }
   expect(a.health()).toEqual({ available: true });
 });
+
+test("directories are claimed across nodes: in, around or at another volume's directory is refused, even while it is being created", async () => {
+  const [a, b] = await nodes();
+  const at = (name: string, dir: string, more: Partial<VolumeRecord> = {}) => rec(name, { path: dir, ...more });
+  await a.insertVolume(at('outer', '/srv/x', { state: 'creating' })); // not in node2's table: only etcd knows
+  const nests = 'is or nests with the directory of volume "outer" (/srv/x, made by node node1); choose another path';
+  await expect(b.insertVolume(at('inner', '/srv/x/y'))).rejects.toThrow(`volume "inner": /srv/x/y ${nests}`);
+  await expect(b.insertVolume(at('around', '/srv'))).rejects.toThrow(`volume "around": /srv ${nests}`);
+  await expect(b.insertVolume(at('same', '/srv/x'))).rejects.toThrow(`volume "same": /srv/x ${nests}`);
+  expect(await b.insertVolume(at('beside', '/srv/xy'))).toBeUndefined(); // a longer name is no child
+  // Two nodes placing nested directories at once: one transaction wins, the other is refused.
+  const both = await Promise.allSettled([a.insertVolume(at('p', '/q/1')), b.insertVolume(at('q', '/q/1/2'))]);
+  expect(both.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+  // Forgotten with its volume: the directory is free again.
+  await a.deleteVolume('outer');
+  expect(await b.insertVolume(at('inner', '/srv/x/y'))).toBeUndefined();
+  // A node that dies while creating leaves a claim whose record expired with its etcd lease: stale, cleared.
+  const c = await node('node3', a.config.prefix, a.config.dataRoot);
+  await c.insertVolume(at('dies', '/d', { state: 'creating' }));
+  await c.close();
+  await sleep(3500); // past the 2 s TTL
+  expect(await b.insertVolume(at('next', '/d/e'))).toBeUndefined();
+});

@@ -1,6 +1,7 @@
 // Several `hostvol serve --etcd …` nodes (child processes of dist/cli.js, each with its own socket,
 // state directory and --node-name) sharing one data root and one real 3-member etcd cluster, as the
 // nodes of a Swarm sharing an NFS export would. A node can be SIGKILLed and started again.
+import * as fs from 'node:fs';
 import { isErr, isOk, type Reply } from './client';
 import { EtcdCluster } from './etcd-cluster';
 import { Sandbox } from './sandbox';
@@ -71,6 +72,15 @@ export class HostvolCluster {
   async restart(i: number): Promise<void> {
     if (this.nodes[i].alive()) await this.nodes[i].kill('SIGTERM');
     this.nodes[i] = await Serve.start(this.configs[i]);
+  }
+
+  /** When node i logged that it lost its etcd lease (epoch ms), over every process it ran as. */
+  leaseLosses(i: number): number[] {
+    const text = fs.existsSync(this.configs[i].logFile) ? fs.readFileSync(this.configs[i].logFile, 'utf8') : '';
+    return text
+      .split('\n')
+      .filter((l) => l.includes('this node lost its etcd lease'))
+      .map((l) => (JSON.parse(l) as { time: number }).time);
   }
 
   logs(): string {
