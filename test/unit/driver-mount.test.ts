@@ -23,6 +23,9 @@ interface Rig {
   close(): Promise<{ volume: string; id: string; count: number }[]>;
 }
 
+// Worker threads start and SQLite commits on a shared, loaded machine: generous, since a deadlock never ends anyway.
+jest.setTimeout(60_000);
+
 const dirs: string[] = [];
 afterAll(async () => {
   for (const d of dirs) {
@@ -102,10 +105,38 @@ test('a Mount records its lease while the bind is being made, not after it', asy
     mounter: (m) => ({ ...m, bindBeneath: (...a) => (bindStarted(), m.bindBeneath(...a)) }),
   });
   await r.driver.create('side', null);
-  const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('Mount waited for its commit before binding')), 3000).unref());
+  const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('Mount waited for its commit before binding')), 20_000).unref());
   expect(await Promise.race([r.driver.mount('side', 'a'), timeout])).toBe(r.target('side'));
   expect(mountPoints()).toContain(r.target('side'));
   expect(await r.close()).toEqual([{ volume: 'side', id: 'a', count: 1 }]);
+});
+
+test('the last Unmount removes the bind while its release commits, not after it', async () => {
+  // The release of the last lease waits until the bind is being removed: done one after the other, this Unmount never ends.
+  let releaseStarted!: () => void;
+  const started = new Promise<void>((r) => (releaseStarted = r));
+  const r = await rig({
+    store: (s) =>
+      new Proxy(s, {
+        get(t, prop) {
+          if (prop === 'setLease') {
+            return async (...a: Parameters<Store['setLease']>) => {
+              if (a[0].count === 0) await started;
+              return t.setLease(...a);
+            };
+          }
+          const v = Reflect.get(t, prop, t);
+          return typeof v === 'function' ? v.bind(t) : v;
+        },
+      }),
+    mounter: (m) => ({ ...m, release: (target) => (releaseStarted(), m.release(target)) }),
+  });
+  await r.driver.create('both', null);
+  await r.driver.mount('both', 'a');
+  const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('Unmount waited for its commit before releasing the bind')), 20_000).unref());
+  await Promise.race([r.driver.unmount('both', 'a'), timeout]);
+  expect(mountPoints()).not.toContain(r.target('both'));
+  expect(await r.close()).toEqual([]);
 });
 
 test('a Mount whose lease cannot be recorded fails and leaves no bind mount behind', async () => {
