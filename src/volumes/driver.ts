@@ -118,7 +118,7 @@ export class Driver {
     await catchUp(this, name);
     return this.lock.run(name, async () => {
       const v = this.visible(name);
-      const { layout, store, bootId, mounter } = this.deps;
+      const { layout, store, bootId } = this.deps;
       if (v.state !== 'ready') throw new ConflictError(`volume "${name}" is being removed; remove it again to finish`);
       const held = v.leases.get(id);
       const generation = this.stale.generation;
@@ -136,26 +136,38 @@ export class Driver {
       }
       const first = v.leases.size === 0;
       const target = vol.bindTarget(v, layout);
-      // Decided before anything is done: the store also rules on Z and on volumes being removed, in
-      // one transaction (in a cluster, other nodes' mounts and removes count), so a refused Mount
-      // touches nothing. A bind that then fails gives the lease back.
-      await store.setLease({ volume: name, id, count, bootId, generation }, { exclusive: !held && v.options.label === 'Z' });
-      try {
-        // Also re-creates a bind mount lost behind our back (a crash, an operator's umount).
-        if (first || !(await mounter.isMountPoint(target))) {
-          v.unbound = false;
-          const labeler = first && v.options.label && this.deps.labeler.enabled ? this.deps.labeler : undefined;
-          await bindDirectory(v, this.deps.confinement, mounter, target, labeler).catch((err) => {
-            // The errno stays in the message (EPERM, ENOSPC, …); the volume's name goes in front.
-            throw err instanceof PathError ? err : new HostvolError(`volume "${name}": mount failed: ${describe(err)}`);
-          });
-        }
-      } catch (err) {
+      const exclusive = !held && v.options.label === 'Z';
+      const lease = { volume: name, id, count, bootId, generation };
+      const giveBack = () => {
         const back = held ? { count: held.count, generation: held.generation } : { count: 0, generation };
-        await store.setLease({ volume: name, id, bootId, ...back }).catch((e) =>
+        return store.setLease({ ...lease, ...back }).catch((e) =>
           this.deps.log.error({ volume: name, id, err: describe(e) }, 'could not give back the lease of a failed mount; Remove drops it'),
         );
-        throw err;
+      };
+      if (exclusive || store.scope !== 'local') {
+        // Decided before anything is done: the store also rules on Z and on volumes being removed, in
+        // one transaction (in a cluster, other nodes' mounts and removes count), so a refused Mount
+        // touches nothing. A bind that then fails gives the lease back.
+        await store.setLease(lease, { exclusive });
+        await this.bindIfNeeded(v, target, first).catch(async (err) => {
+          await giveBack();
+          throw err;
+        });
+      } else {
+        // A local store has no other node to refuse a lease of a volume this table holds 'ready' under
+        // its lock, so the lease and the bind go side by side: a Mount waits for the longer of its
+        // commit and its bind, not their sum. Either failing undoes the other; a crash between them
+        // leaves a lease without its bind (start-up re-creates it) or a bind without a lease
+        // (start-up removes it), and the Mount was never answered.
+        const [recorded, bound] = await Promise.allSettled([store.setLease(lease), this.bindIfNeeded(v, target, first)]);
+        if (recorded.status === 'rejected') {
+          if (bound.status === 'fulfilled' && bound.value && first) await this.releaseBind(v);
+          throw recorded.reason;
+        }
+        if (bound.status === 'rejected') {
+          await giveBack();
+          throw bound.reason;
+        }
       }
       v.leases.set(id, { count, generation, inherited: false });
       this.deps.log.info({ volume: name, id, count, mounts: v.leases.size }, 'volume mounted');
@@ -174,12 +186,21 @@ export class Driver {
         return;
       }
       const count = held.count - 1;
-      await this.deps.store.setLease({ volume: name, id, count, bootId: this.deps.bootId, generation: held.generation });
+      const recorded = this.deps.store.setLease({ volume: name, id, count, bootId: this.deps.bootId, generation: held.generation });
+      // The last lease going: the bind is removed while the release commits, so an Unmount waits for
+      // the longer of the two, not their sum. The lease is released even if the bind mount cannot be
+      // removed (releaseBind logs it; the next Mount or start retries); a commit that fails leaves the
+      // lease held, and the next Mount of it binds again (it checks the mount table when not first).
+      const last = count === 0 && v.leases.size === 1;
+      const released = last ? this.releaseBind(v) : undefined;
+      try {
+        await recorded;
+      } finally {
+        await released;
+      }
       if (count > 0) v.leases.set(id, { ...held, count });
       else v.leases.delete(id);
       this.deps.log.info({ volume: name, id, count, mounts: v.leases.size }, 'volume unmounted');
-      // The lease is released even if the bind mount cannot be removed; the next Mount or start retries.
-      if (v.leases.size === 0) await this.releaseBind(v);
     });
   }
 
@@ -263,6 +284,21 @@ export class Driver {
   /** Runs `fn` under the volume's lock (changes made by other nodes are applied so: follow.ts). */
   withLock<T>(name: string, fn: () => Promise<T> | T): Promise<T> {
     return this.lock.run(name, fn);
+  }
+
+  /**
+   * Binds the volume at `target` for a first lease, or when the bind was lost behind our back (a
+   * crash, an operator's umount); true when it bound now. Failures name the volume and keep the errno.
+   */
+  private async bindIfNeeded(v: Volume, target: string, first: boolean): Promise<boolean> {
+    if (!first && (await this.deps.mounter.isMountPoint(target))) return false;
+    v.unbound = false;
+    const labeler = first && v.options.label && this.deps.labeler.enabled ? this.deps.labeler : undefined;
+    await bindDirectory(v, this.deps.confinement, this.deps.mounter, target, labeler).catch((err) => {
+      // The errno stays in the message (EPERM, ENOSPC, …); the volume's name goes in front.
+      throw err instanceof PathError ? err : new HostvolError(`volume "${v.name}": mount failed: ${describe(err)}`);
+    });
+    return true;
   }
 
   /** Removes the volume's bind mount once it has no lease left (a failure is logged; the next Mount retries). */
