@@ -1,15 +1,16 @@
 // The admin API's listeners: the root-only Unix socket (mode 0600, from the first instant: see
 // listenUnix) and, when asked for, a TCP listener that serves nothing but GET /metrics, so a
-// Prometheus on the network never reaches an endpoint that changes anything.
+// Prometheus on the network never reaches an endpoint that changes anything. The daemon starts them
+// once the plugin socket is serving: Express and undici (~0.4 s of loading) are required only here.
 import * as http from 'node:http';
 import { HostvolError } from '../errors';
 import { closeServer, listenUnix } from '../plugin/listen';
-import { createAdminApp } from './app';
 import type { AdminContext } from './context';
 
 export interface AdminListeners {
   /** Absent when the admin socket could not be served (logged; the plugin socket is served regardless). */
   admin?: http.Server;
+  /** Absent without a metrics address, or when it could not be listened on (logged, likewise). */
   metrics?: http.Server;
   close(): Promise<void>;
 }
@@ -36,7 +37,17 @@ function metricsOnly(ctx: AdminContext): http.RequestListener {
   };
 }
 
-export async function startAdmin(ctx: AdminContext, socket: string, metricsAddress?: string): Promise<AdminListeners> {
+/** What the admin API needs from the daemon; its client of dockerd is made here, with the app. */
+export type AdminBase = Omit<AdminContext, 'docker'>;
+
+/**
+ * Serves the admin API on `socket` (and GET /metrics on `metricsAddress`, already checked by
+ * parseAddress). Never rejects for a listener it cannot open: that is logged, and the others serve.
+ */
+export async function startAdmin(base: AdminBase, socket: string, metricsAddress?: string): Promise<AdminListeners> {
+  const { DockerClient, dockerSocketOf } = require('./docker') as typeof import('./docker');
+  const { createAdminApp } = require('./app') as typeof import('./app');
+  const ctx: AdminContext = { ...base, docker: new DockerClient(dockerSocketOf(base.config.dockerHost)) };
   let admin: http.Server | undefined = http.createServer(createAdminApp(ctx));
   try {
     await listenUnix(admin, socket, 0o600);
@@ -55,8 +66,11 @@ export async function startAdmin(ctx: AdminContext, socket: string, metricsAddre
         metrics!.listen(port, host, () => resolve());
       });
     } catch (err) {
-      if (admin) await closeServer(admin);
-      throw new HostvolError(`cannot listen for metrics on ${metricsAddress}: ${(err as Error).message}; choose another --metrics-address`);
+      ctx.log.error(
+        { metricsAddress, err: (err as Error).message },
+        `metrics not served on ${metricsAddress}: ${(err as Error).message}; choose another --metrics-address and restart (the admin socket serves GET /metrics regardless)`,
+      );
+      metrics = undefined;
     }
   }
   return {
