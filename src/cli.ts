@@ -3,7 +3,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { ADMIN_SOCKET_NAME, DEFAULT_ADMIN_SOCKET } from './commands/client';
+import { ADMIN_SOCKET_NAME, DEFAULT_ADMIN_SOCKET } from './admin/socket-paths';
 import { startDaemon, defaults, type Config } from './daemon';
 import { describe } from './errors';
 import { parseHostPaths, withStateSource } from './volumes/hostpaths';

@@ -1,5 +1,6 @@
 // Wires the pieces together: listen first (managed plugins must answer within ~9.5 s of start),
-// then open the store, recover, and let the requests that arrived meanwhile through.
+// then open the store, recover, and let the requests that arrived meanwhile through. The admin API
+// comes last, once the driver is ready: dockerd's first answer does not wait for Express or undici.
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
@@ -19,8 +20,7 @@ import type { Store } from './store/store';
 import { follow } from './volumes/follow';
 import { mountedElsewhere } from './host/inuse';
 import { createMetrics, timedMounter, timedStore, type Metrics } from './admin/metrics';
-import { DockerClient, dockerSocketOf } from './admin/docker';
-import { startAdmin, type AdminListeners } from './admin/serve';
+import { parseAddress, startAdmin, type AdminListeners } from './admin/serve';
 import { CLAIM_FILE, checkClaim, ensureStoreId, findStore, readClaim, writeClaim } from './store/identity';
 
 export interface Config {
@@ -70,7 +70,13 @@ export interface Daemon {
   ready: Promise<Driver>;
   log: Logger;
   metrics: Metrics;
-  /** The admin socket's server (and the metrics listener), when config.adminSocket is set. */
+  /**
+   * The admin socket's server (and the metrics listener), started once the driver is ready (or the
+   * daemon refuses to serve): undefined without config.adminSocket, when the daemon closed first, or
+   * when the admin API failed to start. Never rejects: what failed is logged.
+   */
+  adminReady: Promise<AdminListeners | undefined>;
+  /** What adminReady resolved to, from then on. */
   admin?: AdminListeners;
   close(): Promise<void>;
 }
@@ -95,17 +101,27 @@ export async function startDaemon(config: Config, deps: { log?: Logger; mounter?
     const body = JSON.stringify({ Err: `malformed HTTP request: ${err.code ?? err.message}` });
     socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   });
+  // A malformed --metrics-address is the operator's typo: refuse it now, not after start-up.
+  if (config.metricsAddress) parseAddress(config.metricsAddress);
   await listenUnix(server, config.socket);
-  let admin: AdminListeners | undefined;
-  if (config.adminSocket) {
-    const docker = new DockerClient(dockerSocketOf(config.dockerHost));
-    admin = await startAdmin({ ready, log, docker, metrics, config }, config.adminSocket, config.metricsAddress).catch(async (err) => {
-      await closeServer(server);
-      throw err;
-    });
-  }
+
+  let closed = false;
+  const daemon: Daemon = { server, ready, log, metrics, adminReady: Promise.resolve(undefined), close: async () => undefined };
+  /** Starts the admin API in a later turn, so the requests waiting on `ready` are answered first. */
+  const startAdminLater = () => {
+    const adminSocket = config.adminSocket;
+    if (!adminSocket) return;
+    daemon.adminReady = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => (closed ? undefined : startAdmin({ ready, log, metrics, config }, adminSocket, config.metricsAddress)))
+      .then((admin) => (daemon.admin = admin))
+      .catch((err: unknown) => {
+        log.error({ adminSocket, err: describe(err) }, 'admin API not served: hostvol commands cannot reach this daemon');
+        return undefined;
+      });
+  };
   const closeAll = async () => {
-    await Promise.all([closeServer(server), admin?.close()]);
+    closed = true;
+    await Promise.all([closeServer(server), daemon.adminReady.then((admin) => admin?.close())]);
   };
 
   // Managed mode: refuse a store other than the one this plugin instance served (store/identity.ts). The
@@ -121,8 +137,10 @@ export async function startDaemon(config: Config, deps: { log?: Logger; mounter?
       rejectReady(err);
       server.removeAllListeners('request');
       server.on('request', refusingApp(describe(err), config.propagatedMount!, log));
+      startAdminLater(); // its routes answer with the same refusal, through `ready`
       let closing: Promise<void> | undefined;
-      return { server, ready, log, metrics, admin, close: () => (closing ??= closeAll()) };
+      daemon.close = () => (closing ??= closeAll());
+      return daemon;
     }
   }
 
@@ -142,6 +160,7 @@ export async function startDaemon(config: Config, deps: { log?: Logger; mounter?
         storeId, scope: store.scope, node: config.cluster?.node, managed: driver.deps.layout.managed, selinux: driver.deps.labeler.enabled, volumes: driver.volumes.size },
       'hostvol ready',
     );
+    startAdminLater();
   } catch (err) {
     rejectReady(err);
     await store?.close().catch(() => undefined);
@@ -150,7 +169,7 @@ export async function startDaemon(config: Config, deps: { log?: Logger; mounter?
   }
 
   let closing: Promise<void> | undefined;
-  const close = () =>
+  daemon.close = () =>
     (closing ??= (async () => {
       await closeAll();
       stopFollowing();
@@ -158,7 +177,7 @@ export async function startDaemon(config: Config, deps: { log?: Logger; mounter?
       await store?.close();
       log.info('hostvol stopped');
     })());
-  return { server, ready, log, metrics, admin, close };
+  return daemon;
 }
 
 /** Start-up work, before any request is served: synchronous file system calls are fine here. */

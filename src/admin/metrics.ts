@@ -1,93 +1,123 @@
-// The daemon's Prometheus metrics (prom-client), in a registry of its own: several daemons can run in
-// one process (the unit tests do) without their counters mixing. Gauges of volumes and leases are read
-// from the driver when scraped, so they can never drift from what the driver holds.
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+// The daemon's metrics as plain tallies: counts per fixed latency bucket, by label values. Recording
+// one is a Map lookup and a few additions, on every plugin request; nothing here loads prom-client,
+// so the plugin socket answers dockerd without it. The admin API loads prom-client (exposition.ts)
+// when it serves GET /metrics, reading these tallies. Each daemon has its own (the unit tests run
+// several in one process without their counts mixing).
+import type { Registry } from 'prom-client';
 import type { Mounter } from '../host/mounter';
 import type { Store } from '../store/store';
 import type { Driver } from '../volumes/driver';
 
 export type Outcome = 'ok' | 'error';
 
+/** Upper bounds (seconds) of the latency buckets: the same for every histogram. */
+export const BUCKETS: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** One label set's observations: `buckets[i]` counts those ≤ BUCKETS[i] and > BUCKETS[i-1] (not cumulative). */
+export interface Series {
+  labels: Readonly<Record<string, string>>;
+  buckets: number[];
+  sum: number;
+  count: number;
+}
+
+/** A histogram's tally: one Series per combination of label values seen so far. */
+export class Tally {
+  private readonly byKey = new Map<string, Series>();
+
+  constructor(readonly labelNames: readonly string[]) {}
+
+  /** `values` in the order of labelNames. */
+  observe(values: readonly string[], seconds: number): void {
+    const key = values.length === 1 ? values[0] : values.join('\0');
+    let s = this.byKey.get(key);
+    if (s === undefined) {
+      const labels: Record<string, string> = {};
+      this.labelNames.forEach((name, i) => (labels[name] = values[i]));
+      s = { labels: Object.freeze(labels), buckets: new Array<number>(BUCKETS.length).fill(0), sum: 0, count: 0 };
+      this.byKey.set(key, s);
+    }
+    s.count++;
+    s.sum += seconds;
+    // Above the last bound it counts only in +Inf, which is `count`.
+    for (let i = 0; i < BUCKETS.length; i++) {
+      if (seconds <= BUCKETS[i]) {
+        s.buckets[i]++;
+        break;
+      }
+    }
+  }
+
+  series(): IterableIterator<Series> {
+    return this.byKey.values();
+  }
+}
+
+/** A counter without labels. */
+export class Total {
+  value = 0;
+  inc(n = 1): void {
+    this.value += n;
+  }
+}
+
 export interface Metrics {
-  registry: Registry;
   /** Plugin-socket requests by endpoint (e.g. /VolumeDriver.Mount) and outcome. */
-  requests: Counter<'endpoint' | 'outcome'>;
-  requestSeconds: Histogram<'endpoint' | 'outcome'>;
-  /** Time for a store change to become durable, by store method. */
-  storeCommitSeconds: Histogram<'op' | 'outcome'>;
-  /** Time to bind-mount a volume for a container. */
-  mountSeconds: Histogram<'outcome'>;
+  requestSeconds: Tally;
+  /** Time for a store change to become durable, by store method (op) and outcome. */
+  storeCommitSeconds: Tally;
+  /** Time to bind-mount a volume for a container, by outcome. */
+  mountSeconds: Tally;
   /** Archive traffic, incremented by the export and import routes. */
-  exportBytes: Counter;
-  importBytes: Counter;
+  exportBytes: Total;
+  importBytes: Total;
   /** The plugin server calls this once per request it answered. */
   observeRequest(endpoint: string, outcome: Outcome, seconds: number): void;
   /** Where the volume and lease gauges read from. */
   watch(ready: Promise<Driver>): void;
+  /** The driver once it is ready; undefined before (the gauges then show no volumes). */
+  readonly driver: Driver | undefined;
+  /** These metrics as a prom-client registry: built, and prom-client loaded, on first use (a scrape). */
+  readonly registry: Registry;
 }
 
-const FAST = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-
 export function createMetrics(): Metrics {
-  const registry = new Registry();
   let driver: Driver | undefined;
-  const requests = new Counter({
-    name: 'hostvol_plugin_requests_total', help: 'Volume plugin requests answered, by endpoint and outcome',
-    labelNames: ['endpoint', 'outcome'] as const, registers: [registry],
-  });
-  const requestSeconds = new Histogram({
-    name: 'hostvol_plugin_request_seconds', help: 'Volume plugin request latency, by endpoint and outcome',
-    labelNames: ['endpoint', 'outcome'] as const, buckets: FAST, registers: [registry],
-  });
-  const storeCommitSeconds = new Histogram({
-    name: 'hostvol_store_commit_seconds', help: 'Time until a store change is durable, by operation',
-    labelNames: ['op', 'outcome'] as const, buckets: FAST, registers: [registry],
-  });
-  const mountSeconds = new Histogram({
-    name: 'hostvol_mount_seconds', help: 'Time to bind-mount a volume directory',
-    labelNames: ['outcome'] as const, buckets: FAST, registers: [registry],
-  });
-  const exportBytes = new Counter({ name: 'hostvol_export_bytes_total', help: 'Bytes of archive written by export', registers: [registry] });
-  const importBytes = new Counter({ name: 'hostvol_import_bytes_total', help: 'Bytes of archive read by import', registers: [registry] });
-  new Gauge({
-    name: 'hostvol_volumes', help: 'Volumes hostvol holds, by state', labelNames: ['state'] as const, registers: [registry],
-    collect() {
-      this.reset();
-      if (!driver) return;
-      const by: Record<string, number> = { creating: 0, ready: 0, removing: 0 };
-      for (const v of driver.volumes.values()) by[v.state]++;
-      for (const [state, n] of Object.entries(by)) this.set({ state }, n);
-    },
-  });
-  new Gauge({
-    name: 'hostvol_leases', help: 'Active mount leases (one per dockerd mount ID)', registers: [registry],
-    collect() {
-      let n = 0;
-      if (driver) for (const v of driver.volumes.values()) n += v.leases.size;
-      this.set(n);
-    },
-  });
-  return {
-    registry, requests, requestSeconds, storeCommitSeconds, mountSeconds, exportBytes, importBytes,
+  let registry: Registry | undefined;
+  const requestSeconds = new Tally(['endpoint', 'outcome']);
+  const m: Metrics = {
+    requestSeconds,
+    storeCommitSeconds: new Tally(['op', 'outcome']),
+    mountSeconds: new Tally(['outcome']),
+    exportBytes: new Total(),
+    importBytes: new Total(),
     observeRequest(endpoint, outcome, seconds) {
-      requests.inc({ endpoint, outcome });
-      requestSeconds.observe({ endpoint, outcome }, seconds);
+      requestSeconds.observe([endpoint, outcome], seconds);
     },
     watch(ready) {
       ready.then((d) => (driver = d), () => undefined);
     },
+    get driver() {
+      return driver;
+    },
+    get registry() {
+      // Required here, not imported: prom-client costs ~0.1 s to load, which start-up must not pay.
+      registry ??= (require('./exposition') as typeof import('./exposition')).createRegistry(m);
+      return registry;
+    },
   };
+  return m;
 }
 
-/** Times `fn` into `h` with an outcome label, passing its result or error through. */
-async function timed<T>(h: Histogram<'outcome'> | Histogram<'op' | 'outcome'>, labels: Record<string, string>, fn: () => Promise<T>): Promise<T> {
-  const end = h.startTimer(labels as never);
+/** Times `fn` into `tally` with `values` and then the outcome, passing its result or error through. */
+async function timed<T>(tally: Tally, values: readonly string[], fn: () => Promise<T>): Promise<T> {
+  const started = performance.now();
   try {
     const out = await fn();
-    end({ outcome: 'ok' } as never);
+    tally.observe([...values, 'ok'], (performance.now() - started) / 1000);
     return out;
   } catch (err) {
-    end({ outcome: 'error' } as never);
+    tally.observe([...values, 'error'], (performance.now() - started) / 1000);
     throw err;
   }
 }
@@ -99,16 +129,20 @@ const CHANGES = ['insertVolume', 'setState', 'deleteVolume', 'setLease', 'setGen
  * Everything else (scope, load, watch, health, close) is the store's own, called on the store itself.
  */
 export function timedStore(store: Store, m: Metrics): Store {
-  const timedOps = new Map<PropertyKey, unknown>();
+  const own = new Map<PropertyKey, unknown>();
   for (const op of CHANGES) {
     const fn = store[op] as (...a: unknown[]) => Promise<unknown>;
-    timedOps.set(op, (...a: unknown[]) => timed(m.storeCommitSeconds, { op }, () => fn.apply(store, a)));
+    own.set(op, (...a: unknown[]) => timed(m.storeCommitSeconds, [op], () => fn.apply(store, a)));
   }
   return new Proxy(store, {
     get(target, prop) {
-      if (timedOps.has(prop)) return timedOps.get(prop);
+      if (own.has(prop)) return own.get(prop);
       const value: unknown = Reflect.get(target, prop, target);
-      return typeof value === 'function' ? value.bind(target) : value;
+      if (typeof value !== 'function') return value;
+      // Bound once per method: Get asks for store.health() on every request.
+      const bound = (value as (...a: unknown[]) => unknown).bind(target);
+      own.set(prop, bound);
+      return bound;
     },
   });
 }
@@ -118,7 +152,7 @@ export function timedMounter(mounter: Mounter, m: Metrics): Mounter {
   // Both ways a Mount binds: a directory already open (after relabelling) or walked to in the same job.
   return {
     ...mounter,
-    bind: (fd, target, readOnly) => timed(m.mountSeconds, {}, () => mounter.bind(fd, target, readOnly)),
-    bindBeneath: (root, rel, target, readOnly) => timed(m.mountSeconds, {}, () => mounter.bindBeneath(root, rel, target, readOnly)),
+    bind: (fd, target, readOnly) => timed(m.mountSeconds, [], () => mounter.bind(fd, target, readOnly)),
+    bindBeneath: (root, rel, target, readOnly) => timed(m.mountSeconds, [], () => mounter.bindBeneath(root, rel, target, readOnly)),
   };
 }

@@ -5,11 +5,9 @@ import * as path from 'node:path';
 import { Agent, request, type Dispatcher } from 'undici';
 import { HostvolError, describe } from '../errors';
 import { DockerClient, dockerSocketOf } from '../admin/docker';
+import { ADMIN_SOCKET_NAME, DEFAULT_ADMIN_SOCKET, PLUGIN_SOCKETS_DIR } from '../admin/socket-paths';
 
-export const DEFAULT_ADMIN_SOCKET = '/run/hostvol/admin.sock';
-/** Where dockerd puts a managed plugin's sockets on the host (the plugin sees the directory as /run/docker/plugins). */
-export const PLUGIN_SOCKETS_DIR = '/run/docker/plugins';
-export const ADMIN_SOCKET_NAME = 'admin.sock';
+export { ADMIN_SOCKET_NAME, DEFAULT_ADMIN_SOCKET, PLUGIN_SOCKETS_DIR };
 
 export interface ConnectFlags {
   adminSocket?: string;

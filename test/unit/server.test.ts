@@ -99,6 +99,14 @@ describe('bad requests', () => {
     expect((await sb.call('/VolumeDriver.Mount', { Name: 'x' })).Err).toMatch(/ID/);
   });
 
+  test('a body is read as UTF-8, with or without a byte order mark', async () => {
+    const body = Buffer.from('{"Name":"w-ünï-日本"}\n');
+    for (const bytes of [body, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), body])]) {
+      const res = await sb.raw('/VolumeDriver.Create', bytes);
+      expect(JSON.parse(res.text).Err).toMatch(/^invalid volume name "w-ünï-日本"/);
+    }
+  });
+
   test('a body over the limit is refused with Err', async () => {
     const res = await sb.raw('/VolumeDriver.Create', JSON.stringify({ Name: 'big', Opts: { x: 'a'.repeat(100_000) } }));
     expect(res.status).toBe(200);

@@ -39,10 +39,16 @@ export async function sandbox(overrides: Partial<Config> = {}, inject: { labeler
   let running = true;
   const log = pino({ level: 'silent' });
   const deps = { log, ...inject };
+  // The admin API comes up after the plugin socket; tests of it start once it is up.
+  const start = async () => {
+    const daemon = await startDaemon(config, deps);
+    await daemon.adminReady;
+    return daemon;
+  };
   const sb: Sandbox = {
     dir,
     config,
-    daemon: await startDaemon(config, deps),
+    daemon: await start(),
     async raw(route, body, headers = {}) {
       const res = await request(`http://hostvol${route}`, { method: 'POST', body, headers, dispatcher: agent });
       return { status: res.statusCode, text: await res.body.text() };
@@ -55,7 +61,7 @@ export async function sandbox(overrides: Partial<Config> = {}, inject: { labeler
     async restart() {
       await sb.stop();
       agent = new Agent({ connect: { socketPath: config.socket } });
-      sb.daemon = await startDaemon(config, deps);
+      sb.daemon = await start();
       running = true;
     },
     async stop() {
