@@ -1,6 +1,6 @@
 // Wires the pieces together: listen first (managed plugins must answer within ~9.5 s of start),
-// then open the store, recover, and let the requests that arrived meanwhile through. The admin API
-// comes last, once the driver is ready: dockerd's first answer does not wait for Express or undici.
+// then open the store, recover, and let the requests that arrived meanwhile through. The admin socket
+// listens alongside from the start but loads Express and undici only when first asked (admin/serve.ts).
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
@@ -71,9 +71,9 @@ export interface Daemon {
   log: Logger;
   metrics: Metrics;
   /**
-   * The admin socket's server (and the metrics listener), started once the driver is ready (or the
-   * daemon refuses to serve): undefined without config.adminSocket, when the daemon closed first, or
-   * when the admin API failed to start. Never rejects: what failed is logged.
+   * The admin socket's server (and the metrics listener), started right after the plugin socket:
+   * undefined without config.adminSocket, or when the admin API failed to start. Never rejects: what
+   * failed is logged.
    */
   adminReady: Promise<AdminListeners | undefined>;
   /** What adminReady resolved to, from then on. */
@@ -105,22 +105,20 @@ export async function startDaemon(config: Config, deps: { log?: Logger; mounter?
   if (config.metricsAddress) parseAddress(config.metricsAddress);
   await listenUnix(server, config.socket);
 
-  let closed = false;
   const daemon: Daemon = { server, ready, log, metrics, adminReady: Promise.resolve(undefined), close: async () => undefined };
-  /** Starts the admin API in a later turn, so the requests waiting on `ready` are answered first. */
-  const startAdminLater = () => {
+  // The admin socket listens from the start, so `hostvol` commands never find it missing while the
+  // daemon runs (they wait on `ready` like dockerd's requests). Listening loads nothing: Express,
+  // undici and prom-client load at the first admin request (admin/serve.ts).
+  if (config.adminSocket) {
     const adminSocket = config.adminSocket;
-    if (!adminSocket) return;
-    daemon.adminReady = new Promise<void>((resolve) => setImmediate(resolve))
-      .then(() => (closed ? undefined : startAdmin({ ready, log, metrics, config }, adminSocket, config.metricsAddress)))
+    daemon.adminReady = startAdmin({ ready, log, metrics, config }, adminSocket, config.metricsAddress)
       .then((admin) => (daemon.admin = admin))
       .catch((err: unknown) => {
         log.error({ adminSocket, err: describe(err) }, 'admin API not served: hostvol commands cannot reach this daemon');
         return undefined;
       });
-  };
+  }
   const closeAll = async () => {
-    closed = true;
     await Promise.all([closeServer(server), daemon.adminReady.then((admin) => admin?.close())]);
   };
 
@@ -137,7 +135,6 @@ export async function startDaemon(config: Config, deps: { log?: Logger; mounter?
       rejectReady(err);
       server.removeAllListeners('request');
       server.on('request', refusingApp(describe(err), config.propagatedMount!, log));
-      startAdminLater(); // its routes answer with the same refusal, through `ready`
       let closing: Promise<void> | undefined;
       daemon.close = () => (closing ??= closeAll());
       return daemon;
@@ -160,7 +157,6 @@ export async function startDaemon(config: Config, deps: { log?: Logger; mounter?
         storeId, scope: store.scope, node: config.cluster?.node, managed: driver.deps.layout.managed, selinux: driver.deps.labeler.enabled, volumes: driver.volumes.size },
       'hostvol ready',
     );
-    startAdminLater();
   } catch (err) {
     rejectReady(err);
     await store?.close().catch(() => undefined);

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { ADMIN_SOCKET_NAME } from '../../../src/admin/socket-paths';
 import type { Engine } from './engine';
 import { isAlive, run, signal, terminate, waitFor } from './proc';
 
@@ -91,6 +92,11 @@ export class Hostvol {
     await waitFor('hostvol to listen on its socket', async () => {
       if (!isAlive(this.pid)) throw new Error(`hostvol exited during start; log tail:\n${this.logTail(30)}`);
       return connects(this.socket);
+    }, 20_000, 50);
+    // The admin socket follows once the store is loaded (daemon.ts): tests run hostvol commands next.
+    await waitFor('hostvol to listen on its admin socket', async () => {
+      if (!isAlive(this.pid)) throw new Error(`hostvol exited during start; log tail:\n${this.logTail(30)}`);
+      return connects(this.adminSocket);
     }, 20_000, 50);
   }
 
@@ -265,5 +271,9 @@ export async function installManagedPlugin(engine: Engine, prefix: string): Prom
   await engine.docker(['plugin', 'create', MANAGED_PLUGIN, path.join(REPO, 'plugin')], { timeoutMs: 120_000 });
   await engine.docker(['plugin', 'set', MANAGED_PLUGIN, `state.source=${stateDir}`, `HOSTVOL_STATE_SOURCE=${stateDir}`, `paths.source=${pathsDir}`, `HOSTVOL_HOST_PATHS=${pathsDir}`]);
   await engine.docker(['plugin', 'enable', MANAGED_PLUGIN]);
+  // dockerd returns once the plugin socket answers; the admin socket beside it follows once the store is loaded.
+  const id = (await engine.docker(['plugin', 'inspect', '-f', '{{.Id}}', MANAGED_PLUGIN])).stdout.trim();
+  const adminSocket = path.join(engine.pluginDirs.run, id, ADMIN_SOCKET_NAME);
+  await waitFor(`the managed plugin's admin socket ${adminSocket}`, () => connects(adminSocket), 20_000, 50);
   return stateDir;
 }
