@@ -5,6 +5,8 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { MAX_WORKERS } from '../../src/host/host-worker';
+import { libc } from '../../src/host/libc';
 
 export const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 /** Joins a directory and raw-byte names into a Buffer path (names need not be UTF-8). */
@@ -86,7 +88,15 @@ export function names(dir: string | Buffer): Buffer[] {
   return fs.readdirSync(dir, { encoding: 'buffer' });
 }
 
-/** Open file descriptors of this process, to prove every walk closes what it opens. */
+/**
+ * Starts every host worker (each holds descriptors of its own for as long as it runs, and the pool
+ * grows only when jobs overlap): MAX_WORKERS jobs at once each find the others busy.
+ */
+export async function startHostWorkers(): Promise<void> {
+  await Promise.all(Array.from({ length: MAX_WORKERS }, () => libc('llistxattr', 'start', '/')));
+}
+
+/** Open file descriptors of this process, to prove every walk closes what it opens (start the workers first). */
 export function openFds(): number {
   return fs.readdirSync('/proc/self/fd').length;
 }

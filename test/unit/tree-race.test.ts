@@ -5,9 +5,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { libc, stopLibc } from '../../src/host/libc';
+import { stopLibc } from '../../src/host/libc';
 import { emptyTree, makeBeneath, openBeneath, removeEntry } from '../../src/host/tree';
-import { fingerprint, makeOutside, openFds, removeAll, tempDir } from './tree-fixture';
+import { fingerprint, makeOutside, openFds, removeAll, startHostWorkers, tempDir } from './tree-fixture';
 
 // Each round builds, races and checks real trees: far slower than the default 5 s on a shared machine.
 jest.setTimeout(180_000);
@@ -42,7 +42,7 @@ let before: string;
 let fds: number;
 // The host worker threads (where openBeneath and makeBeneath run) hold fds of their own for as long
 // as they run: start them before counting.
-beforeAll(() => libc('llistxattr', 'start', '/'));
+beforeAll(() => startHostWorkers());
 afterAll(() => stopLibc());
 beforeEach(() => {
   top = tempDir('hv-race-');

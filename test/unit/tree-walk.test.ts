@@ -5,15 +5,15 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PathError } from '../../src/errors';
-import { libc, stopLibc } from '../../src/host/libc';
+import { stopLibc } from '../../src/host/libc';
 import { measureTree, openBeneath, setXattrTree, type Dir } from '../../src/host/tree';
-import { CAFE, LONG, NEWLINE, bjoin, makeNastyTree, makeOutside, mount, openFds, removeAll, tempDir, umount } from './tree-fixture';
+import { CAFE, LONG, NEWLINE, bjoin, makeNastyTree, makeOutside, mount, openFds, removeAll, startHostWorkers, tempDir, umount } from './tree-fixture';
 
 let top: string;
 let outside: string;
 let fds: number;
 // The libc worker thread holds fds of its own for as long as it runs: start it before counting.
-beforeAll(() => libc('llistxattr', 'start', '/'));
+beforeAll(() => startHostWorkers());
 beforeEach(() => {
   top = tempDir('hv-walk-');
   outside = makeOutside(top);

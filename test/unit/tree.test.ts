@@ -4,9 +4,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PathError } from '../../src/errors';
-import { libc, stopLibc } from '../../src/host/libc';
+import { stopLibc } from '../../src/host/libc';
 import { RetireError, emptyTree, isNotFound, makeBeneath, openBeneath, removeEntry, renameIn, retireBeneath, type Dir } from '../../src/host/tree';
-import { CAFE, LONG, NEWLINE, bjoin, fingerprint, makeNastyTree, makeOutside, mount, names, openFds, removeAll, tempDir, umount } from './tree-fixture';
+import { CAFE, LONG, NEWLINE, bjoin, fingerprint, makeNastyTree, makeOutside, mount, names, openFds, removeAll, startHostWorkers, tempDir, umount } from './tree-fixture';
 
 let top: string;
 let outside: string;
@@ -14,7 +14,7 @@ let before: string;
 let fds: number;
 // The host worker threads (where openBeneath and makeBeneath run) hold fds of their own for as long
 // as they run: start them before counting.
-beforeAll(() => libc('llistxattr', 'start', '/'));
+beforeAll(() => startHostWorkers());
 afterAll(() => stopLibc());
 beforeEach(() => {
   top = tempDir('hv-tree-');
