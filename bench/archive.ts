@@ -9,6 +9,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { runDfBench } from './archive-df';
 import { fmt, median } from './stats';
 
 const TAR = '/usr/bin/tar';
@@ -117,12 +118,12 @@ export async function runArchiveBench(opts: { tmp: string; bytes: number; reps: 
   fs.rmSync(src, { recursive: true, force: true });
   fs.rmSync(archive, { force: true });
   const row = (what: 'export' | 'import', cmd: string) =>
-    `| ${what} | \`${cmd}\` | ${fmt(mb / median(t[what].tar))} | ${fmt(mb / median(t[what].hostvol))} | ${fmt(median(ratios[what]))}× |`;
+    `| ${what} | \`${cmd}\` | ${fmt(mb / median(t[what].tar))} | ${fmt(mb / median(t[what].hostvol))} | ${fmt(median(ratios[what]))}× (${fmt(Math.min(...ratios[what]))}–${fmt(Math.max(...ratios[what]))}) |`;
   const lines = [
     `A tree of ${made.files.toLocaleString('en-US')} files, ${fmt(mb)} MB (a third each in 64 MiB, 1 MiB and 1–64 KiB files), ` +
       `${opts.reps} interleaved repetitions; MB/s of file content, medians. Target: hostvol ≥ 0.8× GNU tar.`,
     '',
-    '| | GNU tar | GNU tar MB/s | hostvol MB/s | hostvol / tar |',
+    '| | GNU tar | GNU tar MB/s | hostvol MB/s | hostvol / tar (range over repetitions) |',
     '|---|---|---|---|---|',
     row('export', 'tar -C dir -cf - .'),
     row('import', 'tar -C dir -xf -'),
@@ -130,6 +131,9 @@ export async function runArchiveBench(opts: { tmp: string; bytes: number; reps: 
     'hostvol: `bench/archive-child.ts`, the engine (`dist/archive/`) as its own process, stdout/stdin a pipe as for GNU tar. ' +
       'Export reads from the page cache (warmed first); each import starts after `sync` into an empty directory.',
   ];
+  // Issue 12's other figure: `hostvol df` of 100k files against du, and how it scales from 10k.
+  log('  hostvol df against du on 10k and 100k files');
+  lines.push('', '### `hostvol df` against du, 10k and 100k files', '', ...(await runDfBench({ tmp, sizes: [10_000, 100_000], reps: opts.reps, log })));
   return { lines, exportRatio: median(ratios.export), importRatio: median(ratios.import) };
 }
 

@@ -5,13 +5,15 @@
 
 export type Records = Map<string, Buffer>;
 
+const NL = Buffer.from('\n');
+
 /** One record; its length prefix counts its own digits, so grow it until it is consistent. */
 export function record(key: string, value: Buffer | string): Buffer {
-  const v = typeof value === 'string' ? Buffer.from(value) : value;
-  const body = Buffer.byteLength(key) + v.length + 3; // ' ', '=', '\n'
+  const body = Buffer.byteLength(key) + (typeof value === 'string' ? Buffer.byteLength(value) : value.length) + 3; // ' ', '=', '\n'
   let len = body + String(body).length;
   if (String(len).length !== String(body).length) len = body + String(len).length;
-  return Buffer.concat([Buffer.from(`${len} ${key}=`), v, Buffer.from('\n')]);
+  if (typeof value === 'string') return Buffer.from(`${len} ${key}=${value}\n`); // one allocation, the common case (mtime)
+  return Buffer.concat([Buffer.from(`${len} ${key}=`), value, NL]);
 }
 
 /** Parses a whole extended header; a record that does not fit its own length is a malformed archive. */

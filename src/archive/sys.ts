@@ -29,32 +29,39 @@ const codes: Record<number, string> = {};
 for (const [name, n] of Object.entries(os.constants.errno as Record<string, number>)) codes[n] ??= name;
 
 type Fn = (...args: unknown[]) => number | bigint;
-let f: Record<string, Fn> | undefined;
+let c: { func(proto: string): Fn } | undefined;
 let koffiErrno: () => number;
 
-function lib(): Record<string, Fn> {
-  if (f) return f;
-  const koffi = require('koffi');
-  const c = koffi.load('libc.so.6');
-  koffiErrno = () => koffi.errno();
-  f = {
-    lseek: c.func('int64_t lseek(int, int64_t, int)'),
-    flistxattr: c.func('intptr_t flistxattr(int, char*, size_t)'),
-    fgetxattr: c.func('intptr_t fgetxattr(int, const char*, void*, size_t)'),
-    fsetxattr: c.func('int fsetxattr(int, const char*, const void*, size_t, int)'),
-    llistxattr: c.func('intptr_t llistxattr(const char*, char*, size_t)'),
-    lgetxattr: c.func('intptr_t lgetxattr(const char*, const char*, void*, size_t)'),
-    lsetxattr: c.func('int lsetxattr(const char*, const char*, const void*, size_t, int)'),
-    mknodat: c.func('int mknodat(int, const char*, uint32_t, uint64_t)'),
-    fchownat: c.func('int fchownat(int, const char*, uint32_t, uint32_t, int)'),
-    fchmodat: c.func('int fchmodat(int, const char*, uint32_t, int)'),
-    utimensat: c.func('int utimensat(int, const char*, const void*, int)'),
-    futimens: c.func('int futimens(int, const void*)'),
-    renameat2: c.func('int renameat2(int, const char*, int, const char*, unsigned int)'),
-    openat: c.func('int openat(int, const char*, int, uint32_t)'),
-    close: c.func('int close(int)'),
-  };
-  return f;
+const PROTOS = {
+  lseek: 'int64_t lseek(int, int64_t, int)',
+  flistxattr: 'intptr_t flistxattr(int, char*, size_t)',
+  fgetxattr: 'intptr_t fgetxattr(int, const char*, void*, size_t)',
+  fsetxattr: 'int fsetxattr(int, const char*, const void*, size_t, int)',
+  llistxattr: 'intptr_t llistxattr(const char*, char*, size_t)',
+  lgetxattr: 'intptr_t lgetxattr(const char*, const char*, void*, size_t)',
+  lsetxattr: 'int lsetxattr(const char*, const char*, const void*, size_t, int)',
+  mknodat: 'int mknodat(int, const char*, uint32_t, uint64_t)',
+  fchownat: 'int fchownat(int, const char*, uint32_t, uint32_t, int)',
+  fchmodat: 'int fchmodat(int, const char*, uint32_t, int)',
+  utimensat: 'int utimensat(int, const char*, const void*, int)',
+  futimens: 'int futimens(int, const void*)',
+  renameat2: 'int renameat2(int, const char*, int, const char*, unsigned int)',
+  openat: 'int openat(int, const char*, int, uint32_t)',
+  close: 'int close(int)',
+};
+const fns: Partial<Record<keyof typeof PROTOS, Fn>> = {};
+
+/**
+ * Each function is declared on its first call: an export needs two or three of these, and declaring
+ * all fifteen up front was a visible part of every archive worker's start (--cpu-prof of an empty export).
+ */
+function lib(name: keyof typeof PROTOS): Fn {
+  if (!c) {
+    const koffi = require('koffi');
+    c = koffi.load('libc.so.6');
+    koffiErrno = () => koffi.errno();
+  }
+  return (fns[name] ??= c!.func(PROTOS[name]));
 }
 
 function fail(call: string, what: string): never {
@@ -67,7 +74,7 @@ const cstr = (b: Buffer): Buffer => Buffer.concat([b, Buffer.alloc(1)]);
 
 /** The next offset >= `from` holding data (SEEK_DATA) or a hole (SEEK_HOLE); -1 past the last data. */
 export function seek(fd: number, from: number, whence: number, what: string): number {
-  const r = Number(lib().lseek(fd, BigInt(from), whence));
+  const r = Number(lib('lseek')(fd, BigInt(from), whence));
   if (r < 0) {
     if (koffiErrno() === ENXIO) return -1;
     fail('lseek', what);
@@ -82,7 +89,7 @@ const scratch = Buffer.allocUnsafe(64 * 1024);
 export function listXattrs(fd: number, p: Buffer | null, what: string): string[] {
   for (let size = scratch.length; ; size *= 4) {
     const buf = size === scratch.length ? scratch : Buffer.allocUnsafe(size);
-    const n = Number(fd >= 0 ? lib().flistxattr(fd, buf, size) : lib().llistxattr(cstr(p!), buf, size));
+    const n = Number(fd >= 0 ? lib('flistxattr')(fd, buf, size) : lib('llistxattr')(cstr(p!), buf, size));
     if (n >= 0) return buf.subarray(0, n).toString('latin1').split('\0').filter(Boolean);
     if (koffiErrno() === 95) return []; // EOPNOTSUPP: a file system without xattrs has none to keep
     if (koffiErrno() !== ERANGE || size > 1 << 20) fail('listxattr', what);
@@ -94,7 +101,7 @@ export function getXattr(fd: number, p: Buffer | null, name: string, what: strin
   const key = Buffer.from(`${name}\0`, 'latin1');
   for (let size = scratch.length; ; size *= 4) {
     const buf = size === scratch.length ? scratch : Buffer.allocUnsafe(size);
-    const n = Number(fd >= 0 ? lib().fgetxattr(fd, key, buf, size) : lib().lgetxattr(cstr(p!), key, buf, size));
+    const n = Number(fd >= 0 ? lib('fgetxattr')(fd, key, buf, size) : lib('lgetxattr')(cstr(p!), key, buf, size));
     if (n >= 0) return Buffer.from(buf.subarray(0, n));
     if (koffiErrno() === ENODATA) return null;
     if (koffiErrno() !== ERANGE || size > 1 << 20) fail(`getxattr ${name}`, what);
@@ -103,22 +110,22 @@ export function getXattr(fd: number, p: Buffer | null, name: string, what: strin
 
 export function setXattr(fd: number, p: Buffer | null, name: string, value: Buffer, what: string): void {
   const key = Buffer.from(`${name}\0`, 'latin1');
-  const r = fd >= 0 ? lib().fsetxattr(fd, key, value, value.length, 0) : lib().lsetxattr(cstr(p!), key, value, value.length, 0);
+  const r = fd >= 0 ? lib('fsetxattr')(fd, key, value, value.length, 0) : lib('lsetxattr')(cstr(p!), key, value, value.length, 0);
   if (Number(r) < 0) fail(`setxattr ${name}`, what);
 }
 
 export function mknodAt(dirfd: number, name: Buffer, mode: number, dev: bigint, what: string): void {
-  if (Number(lib().mknodat(dirfd, cstr(name), mode, dev)) < 0) fail('mknod', what);
+  if (Number(lib('mknodat')(dirfd, cstr(name), mode, dev)) < 0) fail('mknod', what);
 }
 
 /** lchown of `name` in `dirfd` (the entry itself, a symlink is not followed). */
 export function chownAt(dirfd: number, name: Buffer, uid: number, gid: number, what: string): void {
-  if (Number(lib().fchownat(dirfd, cstr(name), uid, gid, AT_SYMLINK_NOFOLLOW)) < 0) fail('chown', what);
+  if (Number(lib('fchownat')(dirfd, cstr(name), uid, gid, AT_SYMLINK_NOFOLLOW)) < 0) fail('chown', what);
 }
 
 /** chmod of `name` in `dirfd`; callers use it only on entries they just made that are not symlinks. */
 export function chmodAt(dirfd: number, name: Buffer, mode: number, what: string): void {
-  if (Number(lib().fchmodat(dirfd, cstr(name), mode, 0)) < 0) fail('chmod', what);
+  if (Number(lib('fchmodat')(dirfd, cstr(name), mode, 0)) < 0) fail('chmod', what);
 }
 
 function times(ns: bigint): Buffer {
@@ -139,11 +146,11 @@ function times(ns: bigint): Buffer {
 
 /** Sets atime and mtime to `ns` (nanoseconds since the epoch) on `name` in `dirfd`, not followed. */
 export function setTimesAt(dirfd: number, name: Buffer, ns: bigint, what: string): void {
-  if (Number(lib().utimensat(dirfd, cstr(name), times(ns), AT_SYMLINK_NOFOLLOW)) < 0) fail('utimensat', what);
+  if (Number(lib('utimensat')(dirfd, cstr(name), times(ns), AT_SYMLINK_NOFOLLOW)) < 0) fail('utimensat', what);
 }
 
 export function setTimes(fd: number, ns: bigint, what: string): void {
-  if (Number(lib().futimens(fd, times(ns))) < 0) fail('futimens', what);
+  if (Number(lib('futimens')(fd, times(ns))) < 0) fail('futimens', what);
 }
 
 /**
@@ -152,16 +159,16 @@ export function setTimes(fd: number, ns: bigint, what: string): void {
  * (Node warns when fs.closeSync closes an fd it did not open).
  */
 export function openAt(dirfd: number, name: Buffer, flags: number, mode: number, what: string): number {
-  const fd = Number(lib().openat(dirfd, cstr(name), flags | O_CLOEXEC, mode));
+  const fd = Number(lib('openat')(dirfd, cstr(name), flags | O_CLOEXEC, mode));
   if (fd < 0) fail('open', what);
   return fd;
 }
 
 export function closeFd(fd: number): void {
-  lib().close(fd);
+  lib('close')(fd);
 }
 
 /** Swaps two entries atomically (renameat2 RENAME_EXCHANGE): both names always exist. */
 export function exchange(dirfd: number, a: Buffer, b: Buffer, what: string): void {
-  if (Number(lib().renameat2(dirfd, cstr(a), dirfd, cstr(b), RENAME_EXCHANGE)) < 0) fail('renameat2', what);
+  if (Number(lib('renameat2')(dirfd, cstr(a), dirfd, cstr(b), RENAME_EXCHANGE)) < 0) fail('renameat2', what);
 }

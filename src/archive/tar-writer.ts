@@ -4,7 +4,7 @@
 import type { ChunkWriter } from './chunks';
 import type { Entry } from './entry';
 import { shown } from './names';
-import { TRAILER, dataSize, encodeEntry } from './tar-encode';
+import { TRAILER, dataSize, entryHeader } from './tar-encode';
 import { padding } from './tar-header';
 
 export class TarWriter {
@@ -13,7 +13,7 @@ export class TarWriter {
   constructor(private readonly out: ChunkWriter) {}
 
   add(e: Entry, fd: number): void {
-    this.out.put(encodeEntry(e));
+    this.out.put(entryHeader(e)); // copied into the chunk before the next entry's header is made
     if (e.kind !== 'file') return;
     const segments = e.sparse ? e.sparse.segments : [[0, e.size] as [number, number]];
     for (const [offset, len] of segments) {

@@ -8,7 +8,7 @@ import { emptyEntry, majorOf, minorOf, type Entry } from './entry';
 import { shown } from './names';
 import { SEEK_DATA, SEEK_HOLE, getXattr, listXattrs, seek } from './sys';
 
-const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_NOATIME } = fs.constants;
+const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_NOATIME, O_NONBLOCK } = fs.constants;
 const SLASH = Buffer.from('/');
 
 /** `/proc/self/fd/<fd>/<name>`: openat(fd, name) for Node's path-based calls. */
@@ -88,105 +88,171 @@ export function walkTree(root: string | Buffer, visit: Visit, opts: { sparse: bo
   return stats;
 }
 
+/** openat-style open of a directory entry; null when it is gone or was swapped for another kind. */
+function openEntry(p: Buffer, flags: number, swapped: string[]): number | null {
+  try {
+    return fs.openSync(p, flags);
+  } catch (err) {
+    if (swapped.includes((err as NodeJS.ErrnoException).code!)) return null;
+    throw err;
+  }
+}
+
+const FILE_FLAGS = O_RDONLY | O_NOFOLLOW | O_NOATIME | O_NONBLOCK; // O_NONBLOCK: a fifo swapped in does not hang the walk
+const DIR_FLAGS = O_RDONLY | O_DIRECTORY | O_NOFOLLOW;
+
+// The directory's entry types (d_type) say which names are regular files and directories, so those
+// are opened straight away and fstat'ed (two calls a file, as GNU tar's openat+fstat after its
+// fstatat, rather than lstat+open+fstat: the lstat through /proc/self/fd was a fifth of the walk's
+// time on a tree of small files). What was opened is checked again by its fstat, so an entry swapped
+// between readdir and open is handled as what it now is. Other kinds, and file systems that report
+// no type (DT_UNKNOWN), take the lstat path.
 function walkDir(dirFd: number, rel: Buffer, origin: { dev: bigint; mnt: number }, visit: Visit, opts: { sparse: boolean }, links: Map<string, Buffer>, stats: WalkStats): void {
-  const names = (fs.readdirSync(at(dirFd), { encoding: 'buffer' }) as Buffer[]).sort(Buffer.compare);
-  for (const name of names) {
+  const dirents = fs.readdirSync(at(dirFd), { encoding: 'buffer', withFileTypes: true }) as fs.Dirent<Buffer>[];
+  dirents.sort((a, b) => Buffer.compare(a.name, b.name));
+  for (const d of dirents) {
+    const name = d.name;
     const p = at(dirFd, name);
     const path = join(rel, name);
-    let st: fs.BigIntStats;
-    try {
-      st = fs.lstatSync(p, { bigint: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // deleted while the walk ran
-      throw err;
-    }
-    // Other mounts are told by mount id, on directories (below): st_dev is no test for files, as
-    // overlayfs reports a non-directory's st_dev from the layer it lives in.
     const e = emptyEntry(path, 'file');
-    fill(e, st);
-    if (!st.isDirectory() && st.nlink > 1n) {
-      const key = `${st.dev}:${st.ino}`;
+    if (d.isDirectory()) {
+      const fd = openEntry(p, DIR_FLAGS, ['ENOENT', 'ENOTDIR', 'ELOOP']); // gone, or swapped while the walk ran
+      if (fd !== null) walkSubdir(fd, e, origin, visit, opts, links, stats);
+      continue;
+    }
+    if (d.isFile()) {
+      const fd = openEntry(p, FILE_FLAGS, ['ENOENT', 'ELOOP']);
+      if (fd === null) continue;
+      let fst: fs.BigIntStats;
+      try {
+        fst = fs.fstatSync(fd, { bigint: true });
+      } catch (err) {
+        fs.closeSync(fd);
+        throw err;
+      }
+      if (fst.isFile()) {
+        visitFile(fd, fst, e, visit, opts, links, stats);
+        continue;
+      }
+      fs.closeSync(fd); // swapped for another kind since readdir: seen below as what it is now
+    }
+    walkOther(p, e, origin, visit, opts, links, stats);
+  }
+}
+
+/** A directory opened from its parent: exported and entered, unless it is another mount. Closes `fd`. */
+function walkSubdir(fd: number, e: Entry, origin: { dev: bigint; mnt: number }, visit: Visit, opts: { sparse: boolean }, links: Map<string, Buffer>, stats: WalkStats): void {
+  try {
+    // Other mounts are told by mount id, on directories: st_dev is no test for files, as
+    // overlayfs reports a non-directory's st_dev from the layer it lives in.
+    if (mountId(fd) !== origin.mnt) {
+      stats.warnings.push(`${shown(e.path)} is another mount; not exported`);
+      return;
+    }
+    e.kind = 'dir';
+    fill(e, fs.fstatSync(fd, { bigint: true }));
+    e.xattrs = xattrsOf(fd, null, shown(e.path));
+    visit(e, -1);
+    stats.entries++;
+    walkDir(fd, e.path, origin, visit, opts, links, stats);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** A regular file opened and fstat'ed (`fst`): a hard link to a file already exported, or its content. Closes `fd`. */
+function visitFile(fd: number, fst: fs.BigIntStats, e: Entry, visit: Visit, opts: { sparse: boolean }, links: Map<string, Buffer>, stats: WalkStats): void {
+  try {
+    fill(e, fst);
+    if (fst.nlink > 1n) {
+      const key = `${fst.dev}:${fst.ino}`;
       const first = links.get(key);
       if (first) {
         e.kind = 'hardlink';
         e.link = first;
         visit(e, -1);
         stats.entries++;
-        continue;
+        return;
       }
-      links.set(key, path);
+      links.set(key, e.path);
     }
-    if (st.isDirectory()) {
-      let fd: number;
-      try {
-        fd = fs.openSync(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') continue; // swapped while the walk ran
-        throw err;
-      }
-      try {
-        if (mountId(fd) !== origin.mnt) {
-          stats.warnings.push(`${shown(path)} is another mount; not exported`);
-          continue;
-        }
-        e.kind = 'dir';
-        fill(e, fs.fstatSync(fd, { bigint: true }));
-        e.xattrs = xattrsOf(fd, null, shown(path));
-        visit(e, -1);
-        stats.entries++;
-        walkDir(fd, path, origin, visit, opts, links, stats);
-      } finally {
-        fs.closeSync(fd);
-      }
-      continue;
+    e.size = Number(fst.size);
+    e.xattrs = xattrsOf(fd, null, shown(e.path));
+    if (opts.sparse && fst.blocks * 512n < fst.size) {
+      const segs = sparseSegments(fd, e.size, shown(e.path));
+      if (segs) e.sparse = { realSize: e.size, segments: segs };
     }
-    if (st.isFile()) {
-      let fd: number;
-      try {
-        fd = fs.openSync(p, O_RDONLY | O_NOFOLLOW | O_NOATIME);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT' || code === 'ELOOP') continue;
-        throw err;
-      }
-      try {
-        const fst = fs.fstatSync(fd, { bigint: true });
-        if (fst.ino !== st.ino) continue; // replaced between lstat and open: the next walk will see it
-        fill(e, fst);
-        e.size = Number(fst.size);
-        e.xattrs = xattrsOf(fd, null, shown(path));
-        if (opts.sparse && fst.blocks * 512n < fst.size) {
-          const segs = sparseSegments(fd, e.size, shown(path));
-          if (segs) e.sparse = { realSize: e.size, segments: segs };
-        }
-        visit(e, fd);
-        stats.entries++;
-        stats.bytes += e.size;
-      } finally {
-        fs.closeSync(fd);
-      }
-      continue;
-    }
-    if (st.isSymbolicLink()) {
-      e.kind = 'symlink';
-      try {
-        e.link = fs.readlinkSync(p, { encoding: 'buffer' });
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'EINVAL') continue;
-        throw err;
-      }
-    } else if (st.isFIFO()) e.kind = 'fifo';
-    else if (st.isCharacterDevice() || st.isBlockDevice()) {
-      e.kind = st.isCharacterDevice() ? 'char' : 'block';
-      e.devMajor = majorOf(st.rdev);
-      e.devMinor = minorOf(st.rdev);
-    } else {
-      stats.warnings.push(`${shown(path)} is a socket; not exported (GNU tar skips them too)`);
-      continue;
-    }
-    e.xattrs = xattrsOf(-1, p, shown(path));
-    visit(e, -1);
+    visit(e, fd);
     stats.entries++;
+    stats.bytes += e.size;
+  } finally {
+    fs.closeSync(fd);
   }
+}
+
+/** An entry whose kind readdir did not give (or that changed kind): lstat first, then as what it is. */
+function walkOther(p: Buffer, e: Entry, origin: { dev: bigint; mnt: number }, visit: Visit, opts: { sparse: boolean }, links: Map<string, Buffer>, stats: WalkStats): void {
+  let st: fs.BigIntStats;
+  try {
+    st = fs.lstatSync(p, { bigint: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // deleted while the walk ran
+    throw err;
+  }
+  const path = e.path;
+  fill(e, st);
+  if (st.isDirectory()) {
+    const fd = openEntry(p, DIR_FLAGS, ['ENOENT', 'ENOTDIR', 'ELOOP']);
+    if (fd !== null) walkSubdir(fd, e, origin, visit, opts, links, stats);
+    return;
+  }
+  if (st.isFile()) {
+    const fd = openEntry(p, FILE_FLAGS, ['ENOENT', 'ELOOP']);
+    if (fd === null) return;
+    let fst: fs.BigIntStats;
+    try {
+      fst = fs.fstatSync(fd, { bigint: true });
+    } catch (err) {
+      fs.closeSync(fd);
+      throw err;
+    }
+    if (fst.ino !== st.ino || !fst.isFile()) {
+      fs.closeSync(fd); // replaced between lstat and open: the next walk will see it
+      return;
+    }
+    visitFile(fd, fst, e, visit, opts, links, stats);
+    return;
+  }
+  if (st.nlink > 1n) {
+    const key = `${st.dev}:${st.ino}`;
+    const first = links.get(key);
+    if (first) {
+      e.kind = 'hardlink';
+      e.link = first;
+      visit(e, -1);
+      stats.entries++;
+      return;
+    }
+    links.set(key, path);
+  }
+  if (st.isSymbolicLink()) {
+    e.kind = 'symlink';
+    try {
+      e.link = fs.readlinkSync(p, { encoding: 'buffer' });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'EINVAL') return;
+      throw err;
+    }
+  } else if (st.isFIFO()) e.kind = 'fifo';
+  else if (st.isCharacterDevice() || st.isBlockDevice()) {
+    e.kind = st.isCharacterDevice() ? 'char' : 'block';
+    e.devMajor = majorOf(st.rdev);
+    e.devMinor = minorOf(st.rdev);
+  } else {
+    stats.warnings.push(`${shown(path)} is a socket; not exported (GNU tar skips them too)`);
+    return;
+  }
+  e.xattrs = xattrsOf(-1, p, shown(path));
+  visit(e, -1);
+  stats.entries++;
 }

@@ -4,15 +4,17 @@
 // worker waits on it, so a slow consumer slows the walk instead of filling memory). Extract input
 // arrives as messages, each acknowledged once written, so the main thread can bound what is queued.
 import { parentPort, workerData } from 'node:worker_threads';
-import { TreeBuilder } from './builder';
 import { CHUNK, ChunkWriter } from './chunks';
 import { ArchiveError } from './names';
-import { exchange } from './sys';
-import { TarDecoder } from './tar-decode';
 import { TarWriter } from './tar-writer';
 import { walkTree } from './walk';
 import * as fs from 'node:fs';
 import { SLOTS, CANCELLED, IN_FLIGHT, type FromWorker, type Job, type ToWorker } from './worker-protocol';
+
+/* eslint-disable @typescript-eslint/no-require-imports */
+// What only extract and clone use is loaded by them: a worker runs one job, and an export's worker
+// starts faster without the decoder and builder (loading them was part of every export's start).
+const builderModule = () => require('./builder') as typeof import('./builder');
 
 class Cancelled extends Error {}
 
@@ -47,8 +49,8 @@ function runExport(job: Extract<Job, { op: 'export' }>): void {
 }
 
 function runExtract(job: Extract<Job, { op: 'extract' }>): void {
-  const builder = new TreeBuilder(job.root);
-  const decoder = new TarDecoder(builder);
+  const builder = new (builderModule().TreeBuilder)(job.root);
+  const decoder = new (require('./tar-decode') as typeof import('./tar-decode')).TarDecoder(builder);
   parentPort!.on('message', (m: ToWorker) => {
     try {
       if (m.t === 'data') {
@@ -68,7 +70,7 @@ function runExtract(job: Extract<Job, { op: 'extract' }>): void {
 }
 
 function runClone(job: Extract<Job, { op: 'clone' }>): void {
-  const builder = new TreeBuilder(job.dst);
+  const builder = new (builderModule().TreeBuilder)(job.dst);
   try {
     const stats = walkTree(
       job.src,
@@ -89,7 +91,7 @@ function runClone(job: Extract<Job, { op: 'clone' }>): void {
 function runExchange(job: Extract<Job, { op: 'exchange' }>): void {
   const dir = fs.openSync(job.dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
   try {
-    exchange(dir, Buffer.from(job.a), Buffer.from(job.b), `${job.dir}: ${Buffer.from(job.a).toString()} <-> ${Buffer.from(job.b).toString()}`);
+    (require('./sys') as typeof import('./sys')).exchange(dir, Buffer.from(job.a), Buffer.from(job.b), `${job.dir}: ${Buffer.from(job.a).toString()} <-> ${Buffer.from(job.b).toString()}`);
     fs.fsyncSync(dir);
   } finally {
     fs.closeSync(dir);

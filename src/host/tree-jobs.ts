@@ -185,4 +185,66 @@ export function treeJobs(h: WorkerHost): void {
     closeQuietly(parent);
     return { outcome, fd: -1 };
   }) as never;
+
+  /**
+   * One directory of measureTree (tree-walk.ts): the directory `name` in `parent` (or `parent`
+   * itself when `name` is null) counted whole on this thread: its own fstat, an lstat of every
+   * non-directory in it, and the names of the subdirectories to measure next, each by a job of its
+   * own, so a big tree is many short jobs and never holds a worker for long. Synchronous calls cost
+   * one system call each here, where the promise API paid a thread-pool round trip per entry: that
+   * made df slower than du (bench/archive-df.ts). Inodes with more than one link come back apart
+   * ([ino, bytes, apparent]) for the caller to count once across the tree. `name` is opened
+   * O_NOFOLLOW|O_DIRECTORY; when it is not a directory any more it is counted as an entry (unless on
+   * another device); a directory on another mount (mount id or st_dev differs) is not counted at
+   * all. The opened directory's fd comes back (`fd`) only when it has subdirectories; the caller
+   * closes it after them.
+   */
+  h.jobs.measureDir = ((parent: number, rawName: Uint8Array | null, mnt: number, dev: number) => {
+    const total = { bytes: 0, apparentBytes: 0, inodes: 0, linked: [] as number[][], dirs: [] as Buffer[], fd: -1, counted: true };
+    const count = (st: import('node:fs').Stats) => {
+      if (st.nlink > 1 && !st.isDirectory()) total.linked.push([st.ino, st.blocks * 512, st.size]);
+      else {
+        total.bytes += st.blocks * 512;
+        total.apparentBytes += st.size;
+        total.inodes += 1;
+      }
+    };
+    const other = (dirFd: number, name: Buffer) => {
+      const st = fs.lstatSync(at(dirFd, name), { throwIfNoEntry: false }); // gone meanwhile: not counted
+      // A directory here could not be entered: a mount point, someone else's.
+      if (st && st.dev === dev && !st.isDirectory()) count(st);
+    };
+    let fd = parent;
+    if (rawName) {
+      const name = h.bytes(rawName);
+      try {
+        fd = fs.openSync(at(parent, name), O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+      } catch (err) {
+        const code = codeOf(err);
+        if (code !== 'ENOTDIR' && code !== 'ELOOP' && code !== 'ENOENT') throw fail(code, 0, 'open');
+        other(parent, name); // not a directory (any more)
+        return total;
+      }
+    }
+    const own = fd !== parent;
+    try {
+      const m = /^mnt_id:\s*(\d+)/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'latin1'));
+      const st = fs.fstatSync(fd);
+      if (!m || Number(m[1]) !== mnt || st.dev !== dev) {
+        total.counted = false;
+        return total;
+      }
+      count(st);
+      for (const e of fs.readdirSync(at(fd, Buffer.from('.')), { encoding: 'buffer', withFileTypes: true }) as unknown as { name: Buffer; isDirectory(): boolean; isFile(): boolean; isSymbolicLink(): boolean; isFIFO(): boolean; isSocket(): boolean; isBlockDevice(): boolean; isCharacterDevice(): boolean }[]) {
+        // A directory, or of a type the file system did not report (DT_UNKNOWN): opening it will tell.
+        const maybeDir = e.isDirectory() || !(e.isFile() || e.isSymbolicLink() || e.isFIFO() || e.isSocket() || e.isBlockDevice() || e.isCharacterDevice());
+        if (maybeDir) total.dirs.push(e.name);
+        else other(fd, e.name);
+      }
+      if (own && total.dirs.length) total.fd = fd;
+      return total;
+    } finally {
+      if (own && total.fd < 0) closeQuietly(fd);
+    }
+  }) as never;
 }

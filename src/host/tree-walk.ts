@@ -5,7 +5,9 @@
 // time, so a walk holds one fd per level of depth and never a fan-out of them.
 import * as fs from 'node:fs';
 import { libc } from './libc';
-import { Dir, TreeError, errnoOf, onOrigin, openChild, originOf, type Origin } from './tree-dir';
+import { promisify } from 'node:util';
+import { JobFailure, runJob } from './host-worker';
+import { Dir, TreeError, errnoOf, onOrigin, openChild, originOf, shownName, type Origin } from './tree-dir';
 
 /** Entries a directory lists, names as raw bytes (names on Linux need not be UTF-8). */
 async function list(dir: Dir): Promise<fs.Dirent[]> {
@@ -171,44 +173,54 @@ async function onSameMountAsEntry(dir: Dir, name: Buffer, origin: Origin): Promi
   return !!st && !st.isDirectory() && st.dev === origin.dev;
 }
 
-const STAT_WIDTH = 16;
+interface MeasuredDir {
+  bytes: number;
+  apparentBytes: number;
+  inodes: number;
+  /** [ino, bytes, apparent] of entries with more than one link, counted once across the tree. */
+  linked: number[][];
+  /** Subdirectories (or entries of unknown type) to measure next, by name. */
+  dirs: Uint8Array[];
+  /** The measured directory, open while its subdirectories are measured; -1 when closed already. */
+  fd: number;
+}
 
-/** Disk usage (st_blocks × 512), apparent size and inodes of the tree, each inode counted once; not into other mounts. */
+const closeFd = promisify(fs.close);
+
+/**
+ * Disk usage (st_blocks × 512), apparent size and inodes of the tree, each inode counted once; not
+ * into other mounts. One host-worker job a directory (tree-jobs.ts measureDir: synchronous lstats
+ * there), depth first, so the walk holds one fd per level of depth.
+ */
 export async function measureTree(dir: Dir): Promise<{ bytes: number; apparentBytes: number; inodes: number }> {
   const origin = await originOf(dir);
   const total = { bytes: 0, apparentBytes: 0, inodes: 0 };
   const seen = new Set<number>(); // inodes with more than one link, so each is counted once
-  const count = (st: fs.Stats) => {
-    if (st.nlink > 1 && !st.isDirectory()) {
-      if (seen.has(st.ino)) return;
-      seen.add(st.ino);
+  const walk = async (parent: number, name: Uint8Array | null, shown: string): Promise<void> => {
+    let r: MeasuredDir;
+    try {
+      r = await runJob<MeasuredDir>('measureDir', parent, name, origin.mnt, origin.dev);
+    } catch (err) {
+      if (err instanceof JobFailure) throw new TreeError(`cannot measure ${shown} (${err.code})`, err.code);
+      throw err;
     }
-    total.bytes += st.blocks * 512;
-    total.apparentBytes += st.size;
-    total.inodes += 1;
-  };
-  const walk = async (d: Dir): Promise<void> => {
-    count(await d.stat());
-    const entries = await list(d);
-    const other = async (e: fs.Dirent) => {
-      const st = await fs.promises.lstat(d.at(nameOf(e))).catch(() => undefined); // gone meanwhile: not counted
-      // A directory here could not be entered: a mount point, someone else's.
-      if (st && st.dev === origin.dev && !st.isDirectory()) count(st);
-    };
-    await pool(entries.filter((e) => !maybeDir(e)), STAT_WIDTH, other);
-    for (const e of entries.filter(maybeDir)) {
-      const child = await enter(d, nameOf(e), origin, false);
-      if (!child) {
-        await other(e); // not a directory after all (or not any more)
-        continue;
-      }
-      try {
-        await walk(child);
-      } finally {
-        await child.close();
-      }
+    total.bytes += r.bytes;
+    total.apparentBytes += r.apparentBytes;
+    total.inodes += r.inodes;
+    for (const [ino, bytes, apparent] of r.linked) {
+      if (seen.has(ino)) continue;
+      seen.add(ino);
+      total.bytes += bytes;
+      total.apparentBytes += apparent;
+      total.inodes += 1;
+    }
+    const fd = name === null ? parent : r.fd;
+    try {
+      for (const sub of r.dirs) await walk(fd, sub, `${shown === '/' ? '' : shown}/${shownName(Buffer.from(sub))}`);
+    } finally {
+      if (name !== null && r.fd >= 0) await closeFd(r.fd);
     }
   };
-  await walk(dir);
+  await walk(dir.fd, null, dir.path);
   return total;
 }

@@ -70,6 +70,19 @@ describe('entries', () => {
     const e = emptyEntry(Buffer.from([0x61, 0xff]), 'file');
     expect(encodeEntry(e).toString('latin1')).toContain('hdrcharset=BINARY');
   });
+  test('headers are made in one reused buffer, yet nothing of a longer header before shows in the next', () => {
+    const long = { ...emptyEntry(Buffer.from('n'.repeat(99)), 'symlink'), link: Buffer.from('t'.repeat(99)), mtimeNs: 5_000_000_000n, uid: 4321 };
+    const short = { ...emptyEntry(Buffer.from('a'), 'file'), mtimeNs: 5_000_000_000n };
+    encodeEntry(long);
+    const h = decodeHeader(encodeEntry(short));
+    expect(h.name.toString()).toBe('./a');
+    expect(h.linkname.length).toBe(0);
+    expect(encodeEntry(short).subarray(500).equals(Buffer.alloc(12))).toBe(true); // ustar leaves the tail zero
+    // entryHeader's bytes are the next call's scratch; encodeEntry's are the caller's own.
+    const kept = encodeEntry(short);
+    encodeEntry(long);
+    expect(decodeHeader(kept).name.toString()).toBe('./a');
+  });
   test('a sparse map ends at the real size (a zero-length segment when the file ends in a hole)', () => {
     const e = { ...emptyEntry(Buffer.from('s'), 'file'), sparse: { realSize: 100, segments: [[10, 5]] as [number, number][] } };
     expect(sparseMap(e).toString('latin1').replace(/\0+$/, '')).toBe('2\n10\n5\n100\n0\n');

@@ -121,6 +121,9 @@ describe('setXattrTree', () => {
 });
 
 describe('measureTree', () => {
+  // One host-worker job a directory: the nasty tree's deep chain of directories is many hand-offs,
+  // slow on a loaded machine (seen above 5 s with two cores shared by many test runs).
+  const SLOW = 30_000;
   const du = (dir: string, ...args: string[]) => Number(execFileSync('du', ['-s', ...args, dir]).toString().split('\t')[0]);
 
   test('bytes, apparent bytes and inodes agree with du, hard links counted once', async () => {
@@ -132,7 +135,7 @@ describe('measureTree', () => {
     expect(m).toEqual({ bytes: du(vol, '-B1'), apparentBytes: du(vol, '-B1', '--apparent-size'), inodes: du(vol, '--inodes') });
     expect(m.apparentBytes).toBeGreaterThan(1 << 20);
     expect(m.apparentBytes).toBeLessThan(2 << 20); // big counted once
-  });
+  }, SLOW);
 
   test('a bind mount or another file system inside is not counted, not even its mount point', async () => {
     const vol = path.join(top, 'vol');
@@ -153,5 +156,5 @@ describe('measureTree', () => {
       umount(path.join(vol, 'bind'));
       umount(path.join(vol, 'tmp'));
     }
-  });
+  }, SLOW);
 });
