@@ -68,22 +68,21 @@ export async function withWritersHandled<T>(flags: ConnectFlags & WriterFlags, n
 const interrupted = (signal: AbortSignal): Error => (signal.reason instanceof Error ? signal.reason : new HostvolError('interrupted'));
 
 /**
+ * A progress line on stderr in `format` (cli-progress tokens), or null when stderr is not a terminal:
+ * then nothing is drawn at all, so a script reading stderr sees only errors. The line stays after
+ * stop() (clearOnComplete false), so the last figures remain on the screen above the output.
+ */
+export function terminalBar(format: string): cliProgress.SingleBar | null {
+  if (process.stderr.isTTY !== true) return null;
+  return new cliProgress.SingleBar({ stream: process.stderr, format, hideCursor: true, clearOnComplete: false }, cliProgress.Presets.shades_classic);
+}
+
+/**
  * A pass-through that counts bytes and, when stderr is a terminal, shows them with the rate and (if
  * the total is known) the ETA. Nothing is drawn otherwise: stdout carries data, stderr stays quiet.
  */
 export function progress(label: string, total?: number): Transform {
-  const tty = process.stderr.isTTY === true;
-  const bar = tty
-    ? new cliProgress.SingleBar(
-        {
-          stream: process.stderr,
-          format: total ? `${label} [{bar}] {percentage}% {done} of {all} {rate}/s ETA {eta_formatted}` : `${label} {done} {rate}/s`,
-          hideCursor: true,
-          clearOnComplete: false,
-        },
-        cliProgress.Presets.shades_classic,
-      )
-    : null;
+  const bar = terminalBar(total ? `${label} [{bar}] {percentage}% {done} of {all} {rate}/s ETA {eta_formatted}` : `${label} {done} {rate}/s`);
   const began = Date.now();
   let n = 0;
   const payload = () => ({ done: humanBytes(n), all: humanBytes(total ?? 0), rate: humanBytes(n / Math.max(0.001, (Date.now() - began) / 1000)) });
@@ -111,9 +110,9 @@ export function progress(label: string, total?: number): Transform {
  * while `fn` runs, a terminal's stderr shows `label` and the time spent so far. Nothing otherwise.
  */
 export async function elapsed<T>(label: string, fn: () => Promise<T>): Promise<T> {
-  if (process.stderr.isTTY !== true) return fn();
   // cli-progress redraws on its own timer, so {duration} keeps counting while nothing else changes.
-  const bar = new cliProgress.SingleBar({ stream: process.stderr, format: `${label}, {duration}s`, hideCursor: true, clearOnComplete: false });
+  const bar = terminalBar(`${label}, {duration}s`);
+  if (!bar) return fn();
   bar.start(1, 0);
   try {
     return await fn();

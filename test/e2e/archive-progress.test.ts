@@ -1,9 +1,12 @@
-// Progress of export, import and clone under a real terminal: each command runs with stderr on a pty
-// (`script` from util-linux makes one), and the terminal shows its progress line (bytes, rate, ETA
-// where the total is known). With stderr not a terminal, nothing but the data is written: stderr of
-// an export to stdout is empty, and stdout holds exactly the bytes an export to a file holds.
+// Progress of export, import, clone and df under a real terminal: each command runs with stderr on a
+// pty (`script` from util-linux makes one), and the terminal shows its progress line (bytes, rate, ETA
+// where the total is known; for df, volumes done of all, bytes and files so far, ETA). With stderr not
+// a terminal, nothing but the data is written: stderr of an export to stdout is empty, and stdout holds
+// exactly the bytes an export to a file holds; df prints what one GET /df answers.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { AdminClient } from '../../src/commands/client';
+import { humanBytes } from '../../src/commands/common';
 import { BB_IMAGE, CLI_JS, DRIVER, RUN, e2eSuite, run, uniq } from './harness';
 
 const s = e2eSuite();
@@ -56,3 +59,75 @@ s.scenario('with stderr not a terminal: nothing on stderr, and stdout is the arc
   expect(fs.readFileSync(`${file}.err`, 'utf8')).toBe('');
   expect(fs.readFileSync(`${file}.out`).equals(fs.readFileSync(file))).toBe(true);
 }, 120_000);
+
+/** A GET of the admin API, asked of the socket directly rather than through the CLI. */
+async function ask(route: string): Promise<any> {
+  const c = new AdminClient(s.hv.adminSocket);
+  try {
+    return await c.json('GET', route);
+  } finally {
+    await c.close();
+  }
+}
+/** What one GET /df answers: what `hostvol df` printed before it drew progress. */
+const dfOnce = (names: string[] = []) => ask(`/df${names.length ? `?${names.map((n) => `name=${n}`).join('&')}` : ''}`);
+/** Free space moves whenever anything writes to the disk; all else in df's answer stays put between two asks. */
+const steady = (u: any) => ({ ...u, filesystems: u.filesystems.map(({ freeBytes, freeInodes, ...f }: any) => f) });
+
+describe('df', () => {
+  // Made in an order that is not their names' order: the daemon names each file system after the
+  // first of its volumes it holds, the CLI asking in batches after the first by name (see below).
+  let names: string[];
+  beforeAll(async () => {
+    const p = uniq('df');
+    names = [`${p}-c`, `${p}-a`, `${p}-b`];
+    for (const n of names) await s.docker(['volume', 'create', '-d', DRIVER, n]);
+    const fill = names.map((n, i) => `head -c ${(i + 1) * 300000} /dev/urandom > /${n}/f && echo x > /${n}/g`).join(' && ');
+    await s.docker(['run', '--rm', ...RUN, ...names.flatMap((n) => ['-v', `${n}:/${n}`]), BB_IMAGE, 'sh', '-c', fill]);
+  });
+
+  s.scenario('on a terminal: volumes done of all, bytes and files so far, elapsed and ETA; the same sizes as one GET /df', async () => {
+    const all: any[] = await ask('/volumes');
+    const out = path.join(s.engine.base, 'df-tty.json');
+    const shown = await onTerminal(`df --format json > ${out}`);
+    expect(shown).toMatch(new RegExp(`df \\[[^\\]]*\\] 0/${all.length} volumes, 0B in 0 files`));
+    expect(shown).toMatch(new RegExp(`df \\[[^\\]]*\\] ${all.length}/${all.length} volumes, [\\d.]+\\w?B in \\d+ files, \\d+s ETA \\S+`));
+    const printed = steady(JSON.parse(fs.readFileSync(out, 'utf8')));
+    const once = steady(await dfOnce());
+    expect(printed.volumes).toEqual(once.volumes);
+    expect(printed.total).toEqual(once.total);
+    expect(shown).toContain(`${all.length}/${all.length} volumes, ${humanBytes(once.total.bytes)} in ${once.total.inodes} files`);
+    // Per file system the same device, size and count of volumes; it is named after its first volume
+    // by name (the daemon's own choice, its first in memory, is not something the CLI can ask for).
+    const firstOn = (dev: number) => once.volumes.find((v: any) => v.dev === dev).path;
+    expect(printed.filesystems).toEqual(once.filesystems.map((f: any) => ({ ...f, path: firstOn(f.dev) })));
+
+    // Names given (one twice, as the daemon counts it once): only those, in the table as before.
+    const some = await onTerminal(`df ${names.join(' ')} ${names[0]} > ${out}`);
+    const three = await dfOnce(names);
+    expect(some).toMatch(new RegExp(` 3/3 volumes, ${humanBytes(three.total.bytes)} in ${three.total.inodes} files, \\d+s ETA `));
+    const total = ['TOTAL', humanBytes(three.total.bytes), humanBytes(three.total.apparentBytes), three.total.inodes].join(' +');
+    expect(fs.readFileSync(out, 'utf8')).toMatch(new RegExp(`^${total}$`, 'm'));
+  }, 120_000);
+
+  s.scenario('with stderr not a terminal: nothing on stderr, and stdout is what one GET /df answers', async () => {
+    const base = path.join(s.engine.base, 'df-piped');
+    for (const args of [[], names]) {
+      const r = await run('/bin/sh', ['-c', `${hostvolArgs(`df ${args.join(' ')} --format json`)} 2>${base}.err | cat > ${base}.out`], { env: s.engine.env() });
+      expect(r.stderr).toBe('');
+      expect(fs.readFileSync(`${base}.err`, 'utf8')).toBe('');
+      expect(steady(JSON.parse(fs.readFileSync(`${base}.out`, 'utf8')))).toEqual(steady(await dfOnce(args)));
+    }
+  }, 120_000);
+
+  s.scenario('a name that does not exist fails as one GET /df does, on a terminal too', async () => {
+    const missing = `${names[1]}-gone`;
+    const piped = await run(process.execPath, [CLI_JS, 'df', names[0], missing, '--admin-socket', s.hv.adminSocket], { env: s.engine.env(), allowFail: true });
+    expect(piped.code).not.toBe(0);
+    const why = piped.stderr.trim();
+    expect(why).toContain(missing);
+    const tty = await run('script', ['-qfec', hostvolArgs(`df ${names[0]} ${missing} ${names[2]}-gone`), '/dev/null'], { env: s.engine.env(), allowFail: true });
+    expect(tty.code).not.toBe(0);
+    expect(tty.stdout).toContain(why);
+  }, 120_000);
+});
