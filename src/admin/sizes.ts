@@ -72,6 +72,9 @@ export async function diskUsage(driver: Driver, names?: string[]): Promise<DiskU
     }
   };
   await Promise.all(Array.from({ length: Math.min(WIDTH, all.length) }, lane));
+  // Sorted before grouping, so each file system is named after its first volume by name: the same
+  // answer the CLI rebuilds from batches of names when it shows progress (commands/df.ts).
+  sizes.sort((a, b) => a.name.localeCompare(b.name));
   const total: Size = { bytes: 0, apparentBytes: 0, inodes: 0 };
   const byDev = new Map<number, VolumeSize[]>();
   for (const s of sizes) {
@@ -89,6 +92,5 @@ export async function diskUsage(driver: Driver, names?: string[]): Promise<DiskU
       freeBytes: st.bavail * st.bsize, totalBytes: st.blocks * st.bsize, freeInodes: st.ffree, totalInodes: st.files,
     });
   }
-  sizes.sort((a, b) => a.name.localeCompare(b.name));
   return { volumes: sizes, total, filesystems };
 }
