@@ -147,7 +147,8 @@ export async function startDaemon(config: Config, deps: { log?: Logger; mounter?
     store = openStore(config, log);
     const mounter = timedMounter(deps.mounter ?? systemMounter, metrics);
     const driver = await openDriver(config, timedStore(store, metrics), log, mounter, deps.labeler ?? createLabeler(config.selinux));
-    // Only once the store is open (and so this process owns it) is it given an id and claimed.
+    // Only once the store is open (and so this process owns it) is it given an id and claimed. (The etcd
+    // store gives it one at load, after checkClaim: it publishes the id with its node name, etcd-node.ts.)
     stopFollowing = follow(driver);
     const storeId = ensureStoreId(config.stateDir);
     if (claimFile) writeClaim(claimFile, { storeId, stateSource });

@@ -10,28 +10,52 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { HostvolError } from '../errors';
 import type { Keys } from './etcd-keys';
+import { publishIfUnchanged, readNodeKey, refuseOtherHolder, type NodeIdentity, type Published } from './etcd-node';
 import type { EtcdSession } from './etcd-session';
 
 export const MARKER_DIR = '.hostvol-cluster';
+/** How often a publish that lost to another write of our name is decided again. */
+const ATTEMPTS = 5;
 
-interface Published {
-  token: string;
-  dataRoot: string;
+/**
+ * Start-up only (synchronous file calls are fine then). Refuses a node name another live hostvol
+ * uses (etcd-node.ts) before touching its marker, then proves the data root is shared and publishes
+ * this node. Resolves to what it published.
+ */
+export async function checkSharedDataRoot(session: EtcdSession, keys: Keys, dataRoot: string, self: NodeIdentity, ttl: number): Promise<Published> {
+  const dir = path.join(dataRoot, MARKER_DIR);
+  const own = path.join(dir, encodeURIComponent(keys.node));
+  const published: Published = { token: randomBytes(16).toString('hex'), dataRoot, ...self };
+  let mine = await readNodeKey(session, keys);
+  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    refuseOtherHolder(keys, self, mine, ttl);
+    fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+    writeMarker(own, published.token);
+    await checkOthers(session, keys, dataRoot, dir);
+    const now = await publishIfUnchanged(session, keys, published, mine);
+    if (now === 'published') return published;
+    // Another hostvol published our name since we read it: if it is not our own previous life, our
+    // marker just replaced its token; put that back before refusing, or every node started later
+    // would find its marker wrong.
+    const theirs = now && (JSON.parse(now.value.toString()) as Published);
+    if (theirs && theirs.storeId !== undefined && theirs.storeId !== self.storeId) writeMarker(own, theirs.token);
+    mine = now;
+  }
+  throw new HostvolError(`cannot publish node "${keys.node}" in etcd: its key kept changing under it (${ATTEMPTS} tries); is another hostvol starting with this name?`);
 }
 
-/** Start-up only (synchronous file calls are fine then). Resolves to this node's token. */
-export async function checkSharedDataRoot(session: EtcdSession, keys: Keys, dataRoot: string): Promise<string> {
-  const dir = path.join(dataRoot, MARKER_DIR);
-  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
-  const token = randomBytes(16).toString('hex');
-  const own = path.join(dir, encodeURIComponent(keys.node));
-  const fd = fs.openSync(own, 'w', 0o644);
+function writeMarker(file: string, token: string): void {
+  const fd = fs.openSync(file, 'w', 0o644);
   try {
     fs.writeFileSync(fd, `${token}\n`);
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** Every other live node's token must be in its marker file as this node sees the data root. */
+async function checkOthers(session: EtcdSession, keys: Keys, dataRoot: string, dir: string): Promise<void> {
   const others = await session.call('read the nodes of the cluster', () => session.client.getAll().prefix(keys.nodes()).strings());
   for (const [key, value] of Object.entries(others)) {
     const node = keys.nameOf(key);
@@ -51,12 +75,18 @@ export async function checkSharedDataRoot(session: EtcdSession, keys: Keys, data
       );
     }
   }
-  await publishNode(session, keys, token, dataRoot);
-  return token;
 }
 
-/** Puts this node's token on its current etcd lease (again, after a lost lease was replaced). */
-export async function publishNode(session: EtcdSession, keys: Keys, token: string, dataRoot: string): Promise<void> {
-  const published: Published = { token, dataRoot };
-  await session.call('publish this node', () => session.client.put(keys.nodeKey()).value(JSON.stringify(published)).lease(session.id).exec());
+/**
+ * Puts this node on its current etcd lease again, after a lost lease was replaced. While this node was
+ * cut off past the TTL its name was free: if another hostvol took it meanwhile, nothing is overwritten
+ * and the caller is told who (the two now share a name, which only an operator can undo).
+ */
+export async function publishNode(session: EtcdSession, keys: Keys, published: Published, ttl: number): Promise<void> {
+  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    const now = await readNodeKey(session, keys);
+    refuseOtherHolder(keys, published as Published & NodeIdentity, now, ttl);
+    if ((await publishIfUnchanged(session, keys, published, now)) === 'published') return;
+  }
+  throw new HostvolError(`cannot publish node "${keys.node}" in etcd again: its key kept changing under it (${ATTEMPTS} tries)`);
 }

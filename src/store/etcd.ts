@@ -9,6 +9,7 @@ import { ConflictError, HostvolError, describe } from '../errors';
 import { Keys, decodeRecord, encodeRecord, plain, withState, type StoredLease } from './etcd-keys';
 import { claimKey, claimReads, settleClaims, unclaimed } from './etcd-claims';
 import { checkSharedDataRoot, publishNode } from './etcd-marker';
+import { nodeIdentity, type Published } from './etcd-node';
 import { absent, del, modIs, put, range, readLeases, readView, txn, type View } from './etcd-ops';
 import { OwnLeases, encodeLease, type Held } from './etcd-own-leases';
 import { EtcdSession, type EtcdConfig } from './etcd-session';
@@ -31,11 +32,12 @@ export class EtcdStore implements Store {
   private readonly own: OwnLeases;
   /** A generation not yet written (etcd was unreachable). */
   private generation?: number;
-  /** This node's data-root marker token (etcd-marker.ts). */
-  private token = '';
+  /** What this node published under its name: marker token and identity (etcd-marker.ts, etcd-node.ts). */
+  private published?: Published;
 
   constructor(
-    readonly config: EtcdConfig & { dataRoot: string },
+    /** `stateDir`: its store id tells this hostvol's restarts apart from another hostvol with its name. */
+    readonly config: EtcdConfig & { dataRoot: string; stateDir: string },
     private readonly log: Logger,
   ) {
     this.node = config.node;
@@ -48,14 +50,16 @@ export class EtcdStore implements Store {
   }
 
   /**
-   * Grants the node's lease, refuses a data root the other nodes do not share (etcd-marker.ts), reads
+   * Grants the node's lease, refuses a node name another live hostvol uses (etcd-node.ts) and a data
+   * root the other nodes do not share (etcd-marker.ts), reads
    * every record and this node's leases (taking over those a previous hostvol process left within
    * the TTL) and starts watching the records from the revision read.
    */
   async load(): Promise<Snapshot> {
     await this.session.open();
     try {
-      this.token = await checkSharedDataRoot(this.session, this.keys, this.config.dataRoot);
+      const self = nodeIdentity(this.config.stateDir);
+      this.published = await checkSharedDataRoot(this.session, this.keys, this.config.dataRoot, self, this.config.leaseTtl);
       const k = this.keys;
       const res = await this.txn('read the volume records', [], [
         range(k.volumes(), true), range(k.allLeases(), true), range(k.generation()), range(k.nodes(), true),
@@ -260,9 +264,11 @@ export class EtcdStore implements Store {
 
   /** A new etcd lease after the old one expired: publish the node again, take its leases again. */
   private async regained(): Promise<void> {
-    await publishNode(this.session, this.keys, this.token, this.config.dataRoot).catch((err) =>
-      this.log.error({ err: describe(err) }, 'could not publish this node again'),
-    );
+    if (this.published) {
+      await publishNode(this.session, this.keys, this.published, this.config.leaseTtl).catch((err) =>
+        this.log.error({ err: describe(err), node: this.node }, 'could not publish this node again'),
+      );
+    }
     await this.own.retake((key, h) => this.take(key, h, h.exclusive, `take again a mount of volume "${h.volume}"`));
   }
 

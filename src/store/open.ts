@@ -31,5 +31,5 @@ export function openStore(config: { stateDir: string; dataRoot: string; nodeName
   // Loaded only in cluster mode: the etcd client (gRPC) takes ~0.4 s to load, which a host with the
   // embedded store would pay at every start, before its first answer to dockerd.
   const { EtcdStore: Etcd } = require('./etcd') as { EtcdStore: typeof EtcdStore };
-  return new Etcd({ urls: c.urls, node: c.node, prefix: c.prefix, leaseTtl: c.leaseTtl, tls, opTimeoutMs: c.opTimeoutMs, dataRoot: config.dataRoot }, log);
+  return new Etcd({ urls: c.urls, node: c.node, prefix: c.prefix, leaseTtl: c.leaseTtl, tls, opTimeoutMs: c.opTimeoutMs, dataRoot: config.dataRoot, stateDir: config.stateDir }, log);
 }

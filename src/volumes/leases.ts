@@ -2,7 +2,7 @@
 // behind no longer has to be waited out. A release goes through the volume's lock and is durable in
 // the store before it is answered; one whose mount is still visible in some container is refused
 // unless forced, since dropping it would let Remove delete data a container still writes to.
-import { ConflictError, InvalidRequestError } from '../errors';
+import { ConflictError, HostvolError, InvalidRequestError, describe } from '../errors';
 import type { Driver } from './driver';
 import type { Volume } from './volume';
 
@@ -57,9 +57,7 @@ export function release(driver: Driver, name: string, req: ReleaseRequest): Prom
   return driver.exclusive(name, async (v) => {
     let ids: string[];
     if (req.id !== undefined) {
-      if (!v.leases.has(req.id)) {
-        throw new InvalidRequestError(`volume "${name}" holds no lease "${req.id}"; see hostvol leases ${name}`);
-      }
+      if (!v.leases.has(req.id)) throw await notHeldHere(driver, name, req.id);
       ids = [req.id];
     } else {
       ids = driver.stale.ids(v);
@@ -78,4 +76,26 @@ export function release(driver: Driver, name: string, req: ReleaseRequest): Prom
     if (v.leases.size === 0) await driver.releaseBind(v);
     return { volume: name, released: ids, mountVisible: visible };
   });
+}
+
+/**
+ * Why this node cannot release lease `id` of volume `name`: another node holds it, or no node does. A
+ * release is of this node's leases only: whether a container still has the volume mounted can be seen
+ * only on the node whose containers they are, and the bind mount it may undo is that node's.
+ */
+async function notHeldHere(driver: Driver, name: string, id: string): Promise<HostvolError> {
+  const here = driver.deps.store.node;
+  let holders: string[] = [];
+  let unknown = '';
+  try {
+    holders = [...new Set((await driver.deps.store.leases(name)).filter((l) => l.id === id && l.node !== here).map((l) => l.node))].sort();
+  } catch (err) {
+    unknown = ` on this node (${here}); the other nodes' leases could not be read: ${describe(err)}`;
+  }
+  if (holders.length === 0) return new InvalidRequestError(`volume "${name}" holds no lease "${id}"${unknown}; see hostvol leases ${name}`);
+  return new ConflictError(
+    `volume "${name}": lease "${id}" is held by node ${holders.join(', ')}, not by this node (${here}); a lease is released on the node ` +
+      `that holds it (only there can hostvol see whether a container still uses it): run hostvol release ${name} --id ${id} on ${holders.join(', ')}. ` +
+      'A node that is gone loses its leases by itself once its etcd lease expires (--lease-ttl)',
+  );
 }

@@ -91,6 +91,23 @@ test('every node lists every lease of a volume with its node; its own with stale
   expect((await admins[1].call('GET', '/volumes/cv')).body.leases.map((l: { node: string }) => l.node)).toEqual(['node2']);
 });
 
+test("releasing another node's lease is refused, naming the node that holds it and where to run the release", async () => {
+  await nodes[0].call('/VolumeDriver.Create', { Name: 'rel' });
+  await known(1, 'rel');
+  await nodes[1].call('/VolumeDriver.Mount', { Name: 'rel', ID: 'r2' });
+  const { status, body } = await admins[0].call('POST', '/leases/rel/release', { id: 'r2', force: true });
+  expect(status).toBe(409);
+  expect(body.Err).toBe(
+    'volume "rel": lease "r2" is held by node node2, not by this node (node1); a lease is released on the node that holds it ' +
+      '(only there can hostvol see whether a container still uses it): run hostvol release rel --id r2 on node2. ' +
+      'A node that is gone loses its leases by itself once its etcd lease expires (--lease-ttl)',
+  );
+  // Nothing was released; on node2 the same release works; an ID no node holds is still "holds no lease".
+  expect((await admins[0].call('GET', '/leases/rel')).body[0].leases.map((l: { node: string; id: string }) => `${l.node}/${l.id}`)).toEqual(['node2/r2']);
+  expect((await admins[1].call('POST', '/leases/rel/release', { id: 'r2', force: true })).body).toMatchObject({ released: ['r2'] });
+  expect((await admins[0].call('POST', '/leases/rel/release', { id: 'r2' })).body.Err).toBe('volume "rel" holds no lease "r2"; see hostvol leases rel');
+});
+
 test('etcd unreachable: a node still shows its own leases and says why the others are missing', async () => {
   await nodes[0].call('/VolumeDriver.Create', { Name: 'cut' });
   await known(1, 'cut');
@@ -104,6 +121,10 @@ test('etcd unreachable: a node still shows its own leases and says why the other
     expect(body.othersUnknown).toMatch(/^the leases of other nodes could not be read: cannot read the mount leases of volume "cut": etcd .* is unreachable/);
     expect((await admins[1].call('GET', '/volumes')).body.find((v: { name: string }) => v.name === 'cut')).toMatchObject({ leases: 1, nodes: ['node2'] });
     expect(await hostvol(1, 'leases', 'cut')).toMatch(/^\(the leases of other nodes could not be read: /m);
+    // A release of an ID not held here cannot say which node holds it, and says why.
+    expect((await admins[1].call('POST', '/leases/cut/release', { id: 'a1' })).body.Err).toMatch(
+      /^volume "cut" holds no lease "a1" on this node \(node2\); the other nodes' leases could not be read: cannot read the mount leases of volume "cut": etcd .* is unreachable.*; see hostvol leases cut$/,
+    );
   } finally {
     await etcd.restart(0);
   }

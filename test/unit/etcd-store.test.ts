@@ -36,8 +36,10 @@ async function nodes(n = 2, ttl = 2): Promise<EtcdStore[]> {
   for (let i = 0; i < n; i++) out.push(await node(`node${i + 1}`, prefix, dataRoot, ttl));
   return out;
 }
+/** Each node (each hostvol) has its own state directory; `{ ...s.config }` is that hostvol restarted. */
 async function node(name: string, prefix: string, dataRoot: string, ttl = 2): Promise<EtcdStore> {
-  const s = new EtcdStore({ urls: etcd.urls, node: name, prefix, leaseTtl: ttl, dataRoot, opTimeoutMs: 3000 }, pino({ level: 'silent' }));
+  const stateDir = fs.mkdtempSync(path.join(dir, `state-${name}-`));
+  const s = new EtcdStore({ urls: etcd.urls, node: name, prefix, leaseTtl: ttl, dataRoot, stateDir, opTimeoutMs: 3000 }, pino({ level: 'silent' }));
   stores.push(s);
   await s.load();
   return s;

@@ -41,7 +41,7 @@ async function etcdNodes(...names: string[]): Promise<EtcdStore[]> {
   const prefix = `/l${++prefixes}`;
   const dataRoot = fs.mkdtempSync(path.join(dir, 'data-'));
   const out = [];
-  for (const node of names) out.push(await loaded(new EtcdStore({ urls: etcd.urls, node, prefix, leaseTtl: 5, dataRoot, opTimeoutMs: 3000 }, pino({ level: 'silent' }))));
+  for (const node of names) out.push(await loaded(new EtcdStore({ urls: etcd.urls, node, prefix, leaseTtl: 5, dataRoot, stateDir: fs.mkdtempSync(path.join(dir, 'state-')), opTimeoutMs: 3000 }, pino({ level: 'silent' }))));
   return out;
 }
 const rec = (name: string): VolumeRecord => ({
