@@ -89,6 +89,36 @@ describe('managed plugin', () => {
     await s.docker(['volume', 'rm', v]);
   }, 120_000);
 
+  s.scenario('clone --plugin and -o from= copy a volume through dockerd; a running writer needs --pause; /metrics counts what dockerd asked', async () => {
+    const v = uniq('mc');
+    const [a, b] = [`${v}-a`, `${v}-b`];
+    const dir = (name: string) => path.join(stateDir, 'volumes', name);
+    await s.docker(['volume', 'create', '-d', PLUGIN, v]);
+    await makeEveryKind(dir(v));
+    await s.docker(['run', '-d', ...RUN, '--name', `${v}-w`, '-v', `${v}:/d`, BB_IMAGE, ...IDLE]);
+
+    const refused = await hostvol('clone', v, a);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`volume "${v}" is mounted read-write by running container(s) ${v}-w; use --pause`);
+    expect((await s.docker(['volume', 'ls', '-q'])).stdout.split('\n')).not.toContain(a);
+
+    expect(await hostvol('clone', v, a, '--pause')).toMatchObject({ code: 0, stdout: '' });
+    expect((await s.docker(['inspect', '-f', '{{.State.Status}}', `${v}-w`])).stdout.trim()).toBe('running');
+    expect((await s.docker(['volume', 'inspect', '-f', '{{.Driver}}', a])).stdout.trim()).toBe(PLUGIN);
+    await s.docker(['rm', '-f', `${v}-w`]);
+    expectSameTree(await snapshot(dir(a)), await snapshot(dir(v)));
+    await s.docker(['volume', 'create', '-d', PLUGIN, '-o', `from=${v}`, b]);
+    expectSameTree(await snapshot(dir(b)), await snapshot(dir(v)));
+
+    const id = (await s.docker(['plugin', 'inspect', '-f', '{{.Id}}', PLUGIN])).stdout.trim();
+    // From the engine's mount namespace: the host's view of the path is too long for a socket address.
+    const ns = s.engine.nsenter(false);
+    const scraped = await run(ns[0], [...ns.slice(1), 'curl', '-s', '--unix-socket', `/run/docker/plugins/${id}/admin.sock`, 'http://hostvol/metrics'], { timeoutMs: 30_000 });
+    expect(scraped.stdout).toMatch(/^hostvol_plugin_requests_total\{endpoint="\/VolumeDriver.Create",outcome="ok"\} [1-9]\d*$/m);
+    expect(scraped.stdout).toMatch(/^hostvol_volumes\{state="ready"\} [1-9]\d*$/m);
+    await s.docker(['volume', 'rm', v, a, b]);
+  }, 180_000);
+
   s.scenario('export --plugin and import --create round trip through the plugin\'s admin socket; a running writer needs --pause', async () => {
     const v = uniq('mx');
     const copy = `${v}-copy`;
