@@ -11,7 +11,11 @@ import { ADMIN_SOCKET_NAME } from '../../../src/admin/socket-paths';
 import type { Engine } from './engine';
 import { isAlive, run, signal, terminate, waitFor } from './proc';
 
-export const REPO = path.resolve(__dirname, '../../..');
+/** The checkout's root: the nearest directory up with the Makefile (this file is also compiled into bench/out/). */
+export const REPO = ((from: string): string => {
+  for (let d = from; d !== path.dirname(d); d = path.dirname(d)) if (fs.existsSync(path.join(d, 'Makefile'))) return d;
+  throw new Error(`no checkout (a directory with the Makefile) above ${from}`);
+})(__dirname);
 export const CLI_JS = path.join(REPO, 'dist/cli.js');
 export const DRIVER = 'hostvol';
 /** Volume-name prefix of the harness's own log-settling Get requests. */
@@ -252,7 +256,7 @@ export async function startHostvol(engine: Engine, opts: HostvolOptions = {}): P
 }
 
 /** The managed plugin as this checkout's version names it (plugin/config.json has no tag of its own). */
-export const MANAGED_PLUGIN = `hostvol:${require('../../../package.json').version as string}`;
+export const MANAGED_PLUGIN = `hostvol:${(JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string }).version}`;
 
 /**
  * Builds plugin/rootfs from this checkout's dist/ (plugin/build-rootfs.sh) and installs it in
