@@ -67,7 +67,7 @@ export function causes(goals: TargetRow[], rows: Row[], s: Samples, engine: Engi
       const f = at('100000', 'floor');
       if (!Number.isFinite(f)) return 'start-up was not measured.';
       return (
-        `the floor itself takes ${fmt(f)} ms from exec to its first answered Get at 100,000 volumes (${fmt(at('0', 'floor'))} ms at 0), ` +
+        `the floor itself takes ${fmt(f)} ms from exec to its first answered Get at 100,000 volumes (${fmt(at('0', 'floor'))} ms with 0 volumes), ` +
         (f < STARTUP_MS
           ? `which leaves ${fmt(STARTUP_MS - f)} ms of the ${fmt(STARTUP_MS)} ms limit for everything hostvol does beyond it`
           : `itself over the ${fmt(STARTUP_MS)} ms limit`) +
@@ -79,7 +79,7 @@ export function causes(goals: TargetRow[], rows: Row[], s: Samples, engine: Engi
       const m = (label: string, k: 'floor' | 'hostvol') => median(s.rss[label]?.[k] ?? []);
       const lists = `after ${LIST_BURST} Lists, 100000 volumes`;
       const sust = 'after List, 100000 volumes';
-      const over = (x: number, lim: number) => (x > lim ? `, itself over the ${fmt(lim)} MB limit` : '');
+      const over = (x: number, lim: number) => (x > lim ? ` (itself over the ${fmt(lim)} MB limit)` : '');
       return (
         `the floor at the same points: ${fmt(m(lists, 'floor'))} MB after the Lists${over(m(lists, 'floor'), RSS_LISTS_MB)} and ` +
         `${fmt(m(sust, 'floor'))} MB after sustained load${over(m(sust, 'floor'), RSS_SUSTAINED_MB)} (hostvol ${fmt(m(lists, 'hostvol'))} and ${fmt(m(sust, 'hostvol'))} MB).`
