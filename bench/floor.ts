@@ -2,8 +2,9 @@
 // as hostvol. Bare node:http on a Unix socket, the body JSON.parse'd, replies JSON.stringify'd, no
 // schema check, no logging; replies have the shape, and so the size, of hostvol's (run.ts checks).
 // (The HTTP server and the read routes are in floor-http.ts, shared with floor-offloop.ts.)
-// Its naive design: every SQLite write is synchronous, on the event loop (FLOOR_WORK below says
-// exactly what each request does; report.ts prints that list, so keep them in step).
+// Its naive design: every SQLite write and disk step is synchronous, on the event loop; only the libc
+// calls of Mount/Unmount go through hostvol's libc.js, one host-worker round trip per call (FLOOR_WORK
+// below says exactly what each request does; report.ts prints that list, so keep them in step).
 //   node floor.js <socket> <db file> <data root> <mounts dir> <hostvol's dist/host/libc.js>
 import * as fs from 'node:fs';
 import * as path from 'node:path';
