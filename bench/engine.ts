@@ -136,7 +136,7 @@ export async function runEngine(opt: { log: (l: string) => void; n: number }): P
         const r = summary(`\`docker run --rm -v vN:/d ${BB_IMAGE} true\` (--network none)`, runs);
         opt.log(`  ${mode}: volume create ${fmt(c.ratio)}× local, docker run -v ${fmt(r.ratio)}× local`);
         lines.push(`| ${mode} ${c.line}`, `| ${mode} ${r.line}`);
-        figures.push({ mode, create: c.ratio, run: r.ratio });
+        figures.push({ mode, create: c.ratio, run: r.ratio, createMs: { local: median(create.local), hostvol: median(create.hostvol) } });
       } catch (err) {
         // The command and the last line of its stderr (the harness's CommandError carries both).
         const msg = (err as Error).message.split('\n').filter((l) => l.trim() && l.trim() !== 'stderr:');

@@ -1,13 +1,17 @@
 // The floor: the least a volume plugin can do over HTTP while doing the same durable work per request
 // as hostvol. Bare node:http on a Unix socket, the body JSON.parse'd, replies JSON.stringify'd, no
 // schema check, no logging; replies have the shape, and so the size, of hostvol's (run.ts checks).
-// Its naive design: every SQLite write is synchronous, on the event loop (FLOOR_WORK below says
-// exactly what each request does; report.ts prints that list, so keep them in step).
+// (The HTTP server and the read routes are in floor-http.ts, shared with floor-offloop.ts.)
+// Its naive design: every SQLite write and disk step is synchronous, on the event loop; only the libc
+// calls of Mount/Unmount go through hostvol's libc.js, one host-worker round trip per call (FLOOR_WORK
+// below says exactly what each request does; report.ts prints that list, so keep them in step).
 //   node floor.js <socket> <db file> <data root> <mounts dir> <hostvol's dist/host/libc.js>
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
+import { FLOOR_PRAGMAS, FLOOR_SCHEMA, finder, loadVolumes, readRoutes, serve, type Routes, type Vol } from './floor-http';
+
+export { FLOOR_PRAGMAS };
 
 /** What each request does, in order; the report quotes this list. */
 export const FLOOR_WORK: Record<string, string> = {
@@ -17,37 +21,16 @@ export const FLOOR_WORK: Record<string, string> = {
   Unmount: 'umount2(UMOUNT_NOFOLLOW), rmdir target, DELETE lease (commit)',
   'Get, List': 'a Map lookup / walk, no I/O',
 };
-export const FLOOR_PRAGMAS = ['locking_mode = EXCLUSIVE', 'journal_mode = WAL', 'synchronous = FULL'];
-
-interface Vol {
-  name: string;
-  path: string;
-  createdAt: string;
-  options: { readOnly: boolean };
-  createdBy: string;
-  leases: Set<string>;
-}
 type Libc = typeof import('../src/host/libc');
 
 function main(): void {
   const [socket, dbFile, dataRoot, mountsDir, libcJs] = process.argv.slice(2);
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const lc = require(libcJs) as Libc;
-  const volumes = new Map<string, Vol>();
   const db = new Database(dbFile);
   for (const p of FLOOR_PRAGMAS) db.pragma(p);
-  const hasVolumes = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'volumes'").get();
-  if (hasVolumes) {
-    const rows = db.prepare('SELECT name, path, options, created_by AS createdBy, created_at AS createdAt FROM volumes').all() as {
-      name: string; path: string; options: string; createdBy: string; createdAt: string;
-    }[];
-    for (const r of rows) {
-      // Explicit fields: one hidden class for every Vol.
-      volumes.set(r.name, { name: r.name, path: r.path, createdAt: r.createdAt, options: JSON.parse(r.options), createdBy: r.createdBy, leases: new Set() });
-    }
-  }
-  db.exec('CREATE TABLE IF NOT EXISTS floor_volumes (name TEXT PRIMARY KEY, path TEXT NOT NULL, state TEXT NOT NULL) WITHOUT ROWID;' +
-    'CREATE TABLE IF NOT EXISTS floor_leases (volume TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (volume, id)) WITHOUT ROWID;');
+  const volumes = loadVolumes(db);
+  db.exec(FLOOR_SCHEMA);
   const q = {
     insert: db.prepare("INSERT OR REPLACE INTO floor_volumes (name, path, state) VALUES (?, ?, 'creating')"),
     mark: db.prepare('UPDATE floor_volumes SET state = ? WHERE name = ?'),
@@ -64,18 +47,12 @@ function main(): void {
       fs.closeSync(fd);
     }
   };
-  const find = (name: string | undefined): Vol => {
-    const v = volumes.get(name ?? '');
-    if (!v) throw new Error(`volume "${name}" does not exist in the floor`);
-    return v;
-  };
+  const find = finder(volumes);
   const target = (v: Vol) => path.join(mountsDir, v.name);
   let trash = 0;
 
-  type Body = { Name?: string; ID?: string; Opts?: Record<string, string> | null };
-  const routes: Record<string, (b: Body) => unknown> = {
-    '/Plugin.Activate': () => ({ Implements: ['VolumeDriver'] }),
-    '/VolumeDriver.Capabilities': () => ({ Capabilities: { Scope: 'local' } }),
+  const routes: Routes = {
+    ...readRoutes(volumes),
     '/VolumeDriver.Create': (b) => {
       const name = b.Name!;
       if (volumes.has(name)) return {};
@@ -134,64 +111,8 @@ function main(): void {
       q.unlease.run(v.name, b.ID!);
       return {};
     },
-    // Legacy Get/List/Path show the data directory; only Mount returns the bind target.
-    '/VolumeDriver.Path': (b) => ({ Mountpoint: find(b.Name).path }),
-    '/VolumeDriver.Get': (b) => {
-      const v = find(b.Name);
-      return {
-        Volume: {
-          Name: v.name,
-          Mountpoint: v.path,
-          CreatedAt: v.createdAt,
-          Status: {
-            path: v.path, options: v.options, mounts: v.leases.size, readOnly: v.options.readOnly, label: '',
-            createdBy: v.createdBy, onRemove: v.createdBy === 'hostvol' ? 'delete' : 'keep',
-          },
-        },
-      };
-    },
-    '/VolumeDriver.List': () => {
-      const out = [];
-      for (const v of volumes.values()) out.push({ Name: v.name, Mountpoint: v.path });
-      return { Volumes: out };
-    },
   };
-
-  const answer = (res: http.ServerResponse, reply: unknown) => {
-    // One Buffer, written once: a string body costs Node an extra flatten and copy for large replies.
-    const body = Buffer.from(JSON.stringify(reply));
-    res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': body.length });
-    res.end(body);
-  };
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const fail = (err: unknown) => answer(res, { Err: (err as Error).message });
-      try {
-        const text = chunks.length ? Buffer.concat(chunks).toString('utf8') : '';
-        const body = (text.trim() ? JSON.parse(text) : {}) as Body;
-        const route = routes[req.url ?? ''];
-        const reply = route ? route(body ?? {}) : { Err: `unknown endpoint ${req.url}` };
-        if (reply instanceof Promise) reply.then((r) => answer(res, r), fail);
-        else answer(res, reply);
-      } catch (err) {
-        fail(err);
-      }
-    });
-  });
-  server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
-  fs.rmSync(socket, { force: true });
-  fs.mkdirSync(mountsDir, { recursive: true });
-  server.listen(socket);
-  process.once('SIGTERM', () => {
-    server.close(() => {
-      db.close();
-      process.exit(0);
-    });
-    server.closeAllConnections();
-  });
+  serve(socket, mountsDir, routes, () => db.close());
 }
 
 if (require.main === module) main();

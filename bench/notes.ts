@@ -10,6 +10,13 @@ export function notes(rows: Row[], s: Samples): string[] {
   if (s.fsync) {
     out.push(`- One 4 KiB append + fsync in the run's directory (200 in a row, \`measureFsync\` in bench/scenarios.ts): p50 ${fmt(s.fsync.p50)} ms, p90 ${fmt(s.fsync.p90)} ms.`);
   }
+  if (s.handoff) {
+    const h = s.handoff;
+    out.push(
+      `- One round trip to a worker thread (a job that does nothing, p50 of ${h.n}, \`measureHandoff\` in bench/handoff.ts): ` +
+        `${fmt(h.tightUs)} µs in a tight loop, ${fmt(h.idleUs)} µs when the thread had idled ${h.idleMs} ms first.`,
+    );
+  }
   if (s.shim) {
     out.push(
       'notRun' in s.shim

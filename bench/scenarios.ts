@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runLoad, type LoadResult, type LoadSpec, type Work } from './loadgen';
 import { GATES, readable, startupReadable } from './targets';
-import { names, peakRssMb, start, volumeName, type Dataset, type Kind, type Running } from './servers';
+import { names, peakRssMb, start, volumeName, type Dataset, type Kind, type Running, type Server } from './servers';
 import { fmt, median, quantile } from './stats';
 import { okJson, oneRequest } from './wire';
 
@@ -18,17 +18,26 @@ export interface Figure {
   work: Work;
   /** Run at the same time by a second load generator (c=1); its result is kept under `${id}-bg`. */
   background?: Work;
+  /** Also run against the off-loop floor (floor-offloop.ts), interleaved with the other two. */
+  offloop?: boolean;
 }
+
+/** One figure's results per server; the off-loop floor's only for the figures it runs in. */
+export type Runs = Record<Kind, LoadResult[]> & { offloop?: LoadResult[] };
+/** The servers of one dataset: the off-loop floor only where the durable figures run. */
+export type Servers = Record<Kind, Running> & { offloop?: Running };
 
 export interface Samples {
   /** figure id → kind → one result per repetition */
-  load: Record<string, Record<Kind, LoadResult[]>>;
+  load: Record<string, Runs>;
   /** "0" or "100000" → kind → ms per repetition */
   startup: Record<string, Record<Kind, number[]>>;
   /** label → kind → MB */
   rss: Record<string, Record<Kind, number[]>>;
   /** label → kind → reply bytes (same size is the floor's contract) */
   replyBytes: Record<string, Record<Kind, number>>;
+  /** One round trip to a worker thread, µs (p50): in a tight loop, and each after the thread idled (handoff.ts). */
+  handoff?: { tightUs: number; idleUs: number; idleMs: number; n: number };
   /** This disk's cost of one durable commit: a 4 KiB append + fsync, ms. */
   fsync?: { p50: number; p90: number };
   /** The fsync-delay shim: what one fsync under its prefix took with it loaded, or why it was not run. */
@@ -100,10 +109,10 @@ export const MOUNT_RO = 'bm-ro';
 
 export function durableFigures(): Figure[] {
   return [
-    { id: 'cr-c1', title: 'Create+Remove pairs, c=1', mode: 'keepalive', concurrency: 1, durationMs: 1500, work: { kind: 'createRemove', prefix: 'bc' } },
-    { id: 'cr-c16', title: 'Create+Remove pairs, c=16', mode: 'keepalive', concurrency: 16, durationMs: 1500, work: { kind: 'createRemove', prefix: 'bd' } },
-    { id: 'mu-rw', title: 'Mount+Unmount pairs, rw, c=1', mode: 'keepalive', concurrency: 1, durationMs: 1500, work: { kind: 'mountUnmount', volumes: [MOUNT_RW] } },
-    { id: 'mu-ro', title: 'Mount+Unmount pairs, ro, c=1', mode: 'keepalive', concurrency: 1, durationMs: 1500, work: { kind: 'mountUnmount', volumes: [MOUNT_RO] } },
+    { id: 'cr-c1', title: 'Create+Remove pairs, c=1', mode: 'keepalive', concurrency: 1, durationMs: 1500, work: { kind: 'createRemove', prefix: 'bc' }, offloop: true },
+    { id: 'cr-c16', title: 'Create+Remove pairs, c=16', mode: 'keepalive', concurrency: 16, durationMs: 1500, work: { kind: 'createRemove', prefix: 'bd' }, offloop: true },
+    { id: 'mu-rw', title: 'Mount+Unmount pairs, rw, c=1', mode: 'keepalive', concurrency: 1, durationMs: 1500, work: { kind: 'mountUnmount', volumes: [MOUNT_RW] }, offloop: true },
+    { id: 'mu-ro', title: 'Mount+Unmount pairs, ro, c=1', mode: 'keepalive', concurrency: 1, durationMs: 1500, work: { kind: 'mountUnmount', volumes: [MOUNT_RO] }, offloop: true },
   ];
 }
 
@@ -117,24 +126,21 @@ export function slowFsyncFigure(count: number): Figure {
   };
 }
 
-/** Starts both servers on one dataset, runs `body`, stops both (also on failure). */
-export async function withBoth(ds: Dataset, body: (s: Record<Kind, Running>) => Promise<void>, env: Record<string, string> = {}): Promise<void> {
+/** Starts both servers (and the off-loop floor when `offloop`) on one dataset, runs `body`, stops them (also on failure). */
+export async function withBoth(ds: Dataset, body: (s: Servers) => Promise<void>, env: Record<string, string> = {}, offloop = false): Promise<void> {
   const probe = ds.count ? volumeName(0) : 'none';
-  const floor = await start('floor', ds, probe, env);
+  const started: Running[] = [];
   try {
-    const hostvol = await start('hostvol', ds, probe, env);
-    try {
-      await body({ floor, hostvol });
-    } finally {
-      await hostvol.stop();
-    }
+    for (const kind of ['floor', 'hostvol', ...(offloop ? ['offloop' as const] : [])] as Server[]) started.push(await start(kind, ds, probe, env));
+    const [floor, hostvol, off] = started;
+    await body({ floor, hostvol, ...(off ? { offloop: off } : {}) });
   } finally {
-    await floor.stop();
+    for (const r of started.reverse()) await r.stop();
   }
 }
 
 /** Records the reply sizes of Get and List on both servers; they must match for the ratios to mean anything. */
-export async function checkReplySizes(s: Record<Kind, Running>, ds: Dataset, out: Samples, opt: Options): Promise<void> {
+export async function checkReplySizes(s: Servers, ds: Dataset, out: Samples, opt: Options): Promise<void> {
   const probes: [string, string, unknown][] = [[`List ${ds.count}`, '/VolumeDriver.List', {}]];
   if (ds.count) probes.unshift([`Get`, '/VolumeDriver.Get', { Name: volumeName(0) }]);
   for (const [label, route, body] of probes) {
@@ -150,10 +156,10 @@ export async function checkReplySizes(s: Record<Kind, Running>, ds: Dataset, out
 }
 
 /** Creates the volumes the Mount figures use, on both servers, through the API. */
-export async function createMountVolumes(s: Record<Kind, Running>): Promise<void> {
-  for (const kind of ['floor', 'hostvol'] as Kind[]) {
+export async function createMountVolumes(s: Servers): Promise<void> {
+  for (const server of [s.floor, s.hostvol, s.offloop]) {
     for (const [Name, Opts] of [[MOUNT_RW, null], [MOUNT_RO, { ro: 'true' }]] as const) {
-      okJson('Create', await oneRequest(s[kind].socket, '/VolumeDriver.Create', { Name, Opts }));
+      if (server) okJson('Create', await oneRequest(server.socket, '/VolumeDriver.Create', { Name, Opts }));
     }
   }
 }
@@ -163,14 +169,16 @@ export async function createMountVolumes(s: Record<Kind, Running>): Promise<void
  * repetition. After `reps` rounds, a figure whose target the spread leaves undecided (GATES,
  * targets.ts) gets further rounds, up to `maxReps`: noise buys repetitions, not a looser target.
  */
-export async function runFigures(s: Record<Kind, Running>, figures: Figure[], out: Samples, opt: Options): Promise<void> {
+export async function runFigures(s: Servers, figures: Figure[], out: Samples, opt: Options): Promise<void> {
   const undecided = (f: Figure) => GATES[f.id] !== undefined && !readable(GATES[f.id], out.load[f.id]);
   for (let rep = 0; rep < opt.maxReps; rep++) {
     const round = rep < opt.reps ? figures : figures.filter(undecided);
     if (!round.length) break;
     for (const f of round) {
-      const order: Kind[] = rep % 2 === 0 ? ['floor', 'hostvol'] : ['hostvol', 'floor'];
-      for (const kind of order) await runOnce(s[kind], f, out, opt, rep);
+      // The off-loop floor between the two, so floor and hostvol keep alternating which goes first.
+      const off = f.offloop && s.offloop ? [s.offloop] : [];
+      const order = rep % 2 === 0 ? [s.floor, ...off, s.hostvol] : [s.hostvol, ...off, s.floor];
+      for (const server of order) await runOnce(server, f, out, opt, rep);
       out.reps[f.id] = rep + 1;
     }
   }
@@ -185,7 +193,7 @@ async function runOnce(server: Running, f: Figure, out: Samples, opt: Options, r
   for (const [id, x] of [[f.id, r], [`${f.id}-bg`, bg]] as const) {
     if (!x) continue;
     if (x.errors) throw new Error(`${f.title} on ${server.kind}${id === f.id ? '' : ' (background)'}: ${x.errors} failed requests, first: ${x.firstError}`);
-    ((out.load[id] ??= { floor: [], hostvol: [] })[server.kind]).push(x);
+    ((out.load[id] ??= { floor: [], hostvol: [] })[server.kind] ??= []).push(x);
   }
   opt.log(
     `  [${rep + 1}] ${f.title.padEnd(56)} ${server.kind.padEnd(7)} ${fmt(r.opsPerSec).padStart(7)} op/s  ` +
@@ -195,7 +203,7 @@ async function runOnce(server: Running, f: Figure, out: Samples, opt: Options, r
   );
 }
 
-export function recordRss(s: Record<Kind, Running>, label: string, out: Samples): void {
+export function recordRss(s: Servers, label: string, out: Samples): void {
   const r = (out.rss[label] ??= { floor: [], hostvol: [] });
   for (const kind of ['floor', 'hostvol'] as Kind[]) r[kind].push(peakRssMb(s[kind].pid));
 }

@@ -11,8 +11,11 @@ export const CLI_JS = path.join(REPO, 'dist/cli.js');
 /** hostvol's own libc calls, which the floor's Mount uses too (same syscalls, same worker thread). */
 export const LIBC_JS = path.join(REPO, 'dist/host/libc.js');
 const FLOOR_JS = path.join(__dirname, 'floor.js');
+const OFFLOOP_JS = path.join(__dirname, 'floor-offloop.js');
 
 export type Kind = 'floor' | 'hostvol';
+/** The off-loop floor (floor-offloop.ts) runs only in the durable figures, beside the other two. */
+export type Server = Kind | 'offloop';
 
 /** A store with `count` volumes named like names(count), and the floor's copy of it. */
 export interface Dataset {
@@ -24,10 +27,14 @@ export interface Dataset {
   floorDb: string;
   floorDataRoot: string;
   floorMounts: string;
+  /** The off-loop floor's own copy, likewise. */
+  offloopDb: string;
+  offloopDataRoot: string;
+  offloopMounts: string;
 }
 
 export interface Running {
-  kind: Kind;
+  kind: Server;
   pid: number;
   socket: string;
   /** Exec to the first answered Get, in ms. */
@@ -42,13 +49,15 @@ export const names = (count: number) => Array.from({ length: count }, (_, i) => 
  * Starts one server on a dataset and waits until it answers a Get for `probe` (any answer counts).
  * `env` is added to the environment (LD_PRELOAD for the fsync-delay figure).
  */
-export async function start(kind: Kind, ds: Dataset, probe: string, env: Record<string, string> = {}): Promise<Running> {
+export async function start(kind: Server, ds: Dataset, probe: string, env: Record<string, string> = {}): Promise<Running> {
   const socket = path.join(ds.dir, `${kind}.sock`);
   const log = fs.openSync(path.join(ds.dir, `${kind}.log`), 'a');
   const argv =
     kind === 'hostvol'
       ? [CLI_JS, 'serve', '--socket', socket, '--data-root', ds.dataRoot, '--state-dir', ds.stateDir, '--log-level', 'info']
-      : [FLOOR_JS, socket, ds.floorDb, fs.realpathSync(ds.floorDataRoot), ds.floorMounts, LIBC_JS];
+      : kind === 'floor'
+        ? [FLOOR_JS, socket, ds.floorDb, fs.realpathSync(ds.floorDataRoot), ds.floorMounts, LIBC_JS]
+        : [OFFLOOP_JS, socket, ds.offloopDb, fs.realpathSync(ds.offloopDataRoot), ds.offloopMounts];
   const t0 = performance.now();
   const child = spawn(process.execPath, argv, { stdio: ['ignore', log, log], env: { ...process.env, ...env } });
   fs.closeSync(log);
@@ -100,7 +109,7 @@ export function peakRssMb(pid: number): number {
 /**
  * A store holding `count` ready volumes: hostvol is started once so the schema exists, stopped, and
  * the rows are inserted directly in one transaction (creating 100k volumes through the API would
- * take minutes). The floor gets a copy of the same file.
+ * take minutes). The floors get copies of the same file.
  */
 export async function makeDataset(root: string, count: number): Promise<Dataset> {
   const dir = path.join(root, `ds${count}`);
@@ -112,8 +121,12 @@ export async function makeDataset(root: string, count: number): Promise<Dataset>
     floorDb: path.join(dir, 'floor.db'),
     floorDataRoot: path.join(dir, 'floor-data'),
     floorMounts: path.join(dir, 'floor-mounts'),
+    offloopDb: path.join(dir, 'offloop.db'),
+    offloopDataRoot: path.join(dir, 'offloop-data'),
+    offloopMounts: path.join(dir, 'offloop-mounts'),
   };
   fs.mkdirSync(ds.floorDataRoot, { recursive: true });
+  fs.mkdirSync(ds.offloopDataRoot, { recursive: true });
   const h = await start('hostvol', ds, 'none');
   await h.stop();
   const dataRoot = fs.realpathSync(ds.dataRoot);
@@ -131,6 +144,7 @@ export async function makeDataset(root: string, count: number): Promise<Dataset>
   })();
   db.close();
   fs.copyFileSync(path.join(ds.stateDir, 'hostvol.db'), ds.floorDb);
+  fs.copyFileSync(path.join(ds.stateDir, 'hostvol.db'), ds.offloopDb);
   return ds;
 }
 
