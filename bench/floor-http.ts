@@ -22,6 +22,17 @@ export const FLOOR_SCHEMA =
   'CREATE TABLE IF NOT EXISTS floor_leases (volume TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (volume, id)) WITHOUT ROWID;';
 
 /** hostvol's volumes as the dataset wrote them (the floors answer Get and List from this Map). */
+/** The floor's writes, the same statements in both floors (the off-loop one runs them on a worker). */
+export function floorStatements(db: Database.Database) {
+  return {
+    insert: db.prepare("INSERT OR REPLACE INTO floor_volumes (name, path, state) VALUES (?, ?, 'creating')"),
+    mark: db.prepare('UPDATE floor_volumes SET state = ? WHERE name = ?'),
+    del: db.prepare('DELETE FROM floor_volumes WHERE name = ?'),
+    lease: db.prepare('INSERT OR REPLACE INTO floor_leases (volume, id) VALUES (?, ?)'),
+    unlease: db.prepare('DELETE FROM floor_leases WHERE volume = ? AND id = ?'),
+  };
+}
+
 export function loadVolumes(db: Database.Database): Map<string, Vol> {
   const volumes = new Map<string, Vol>();
   const hasVolumes = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'volumes'").get();

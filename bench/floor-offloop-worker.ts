@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { FLOOR_PRAGMAS, FLOOR_SCHEMA } from './floor-http';
+import { FLOOR_PRAGMAS, FLOOR_SCHEMA, floorStatements } from './floor-http';
 
 type Jobs = Record<string, (...args: never[]) => unknown>;
 
@@ -85,13 +85,7 @@ function commitJobs(dbFile: string): Jobs {
   const db = new Database(dbFile);
   for (const p of FLOOR_PRAGMAS) db.pragma(p);
   db.exec(FLOOR_SCHEMA);
-  const q = {
-    insert: db.prepare("INSERT OR REPLACE INTO floor_volumes (name, path, state) VALUES (?, ?, 'creating')"),
-    mark: db.prepare('UPDATE floor_volumes SET state = ? WHERE name = ?'),
-    del: db.prepare('DELETE FROM floor_volumes WHERE name = ?'),
-    lease: db.prepare('INSERT OR REPLACE INTO floor_leases (volume, id) VALUES (?, ?)'),
-    unlease: db.prepare('DELETE FROM floor_leases WHERE volume = ? AND id = ?'),
-  };
+  const q = floorStatements(db);
   const jobs: Jobs = {};
   for (const [name, stmt] of Object.entries(q)) jobs[name] = ((...args: unknown[]) => void stmt.run(...args)) as never;
   return jobs;

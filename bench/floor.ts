@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
-import { FLOOR_PRAGMAS, FLOOR_SCHEMA, finder, loadVolumes, readRoutes, serve, type Routes, type Vol } from './floor-http';
+import { FLOOR_PRAGMAS, FLOOR_SCHEMA, finder, floorStatements, loadVolumes, readRoutes, serve, type Routes, type Vol } from './floor-http';
 
 export { FLOOR_PRAGMAS };
 
@@ -31,13 +31,7 @@ function main(): void {
   for (const p of FLOOR_PRAGMAS) db.pragma(p);
   const volumes = loadVolumes(db);
   db.exec(FLOOR_SCHEMA);
-  const q = {
-    insert: db.prepare("INSERT OR REPLACE INTO floor_volumes (name, path, state) VALUES (?, ?, 'creating')"),
-    mark: db.prepare('UPDATE floor_volumes SET state = ? WHERE name = ?'),
-    del: db.prepare('DELETE FROM floor_volumes WHERE name = ?'),
-    lease: db.prepare('INSERT OR REPLACE INTO floor_leases (volume, id) VALUES (?, ?)'),
-    unlease: db.prepare('DELETE FROM floor_leases WHERE volume = ? AND id = ?'),
-  };
+  const q = floorStatements(db);
   const fsyncPath = (p: string, flags = fs.constants.O_RDONLY | fs.constants.O_DIRECTORY, mode?: number) => {
     const fd = fs.openSync(p, flags);
     try {

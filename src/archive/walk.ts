@@ -101,6 +101,21 @@ function openEntry(p: Buffer, flags: number, swapped: string[]): number | null {
 const FILE_FLAGS = O_RDONLY | O_NOFOLLOW | O_NOATIME | O_NONBLOCK; // O_NONBLOCK: a fifo swapped in does not hang the walk
 const DIR_FLAGS = O_RDONLY | O_DIRECTORY | O_NOFOLLOW;
 
+/**
+ * Opens what should be a regular file and fstat's the descriptor: the caller checks that what it got
+ * is still the file it meant (the entry may have been swapped since). Null when it is gone.
+ */
+function openFile(p: Buffer): { fd: number; fst: fs.BigIntStats } | null {
+  const fd = openEntry(p, FILE_FLAGS, ['ENOENT', 'ELOOP']);
+  if (fd === null) return null;
+  try {
+    return { fd, fst: fs.fstatSync(fd, { bigint: true }) };
+  } catch (err) {
+    fs.closeSync(fd);
+    throw err;
+  }
+}
+
 // The directory's entry types (d_type) say which names are regular files and directories, so those
 // are opened straight away and fstat'ed (two calls a file, as GNU tar's openat+fstat after its
 // fstatat, rather than lstat+open+fstat: the lstat through /proc/self/fd was a fifth of the walk's
@@ -121,20 +136,13 @@ function walkDir(dirFd: number, rel: Buffer, origin: { dev: bigint; mnt: number 
       continue;
     }
     if (d.isFile()) {
-      const fd = openEntry(p, FILE_FLAGS, ['ENOENT', 'ELOOP']);
-      if (fd === null) continue;
-      let fst: fs.BigIntStats;
-      try {
-        fst = fs.fstatSync(fd, { bigint: true });
-      } catch (err) {
-        fs.closeSync(fd);
-        throw err;
-      }
-      if (fst.isFile()) {
-        visitFile(fd, fst, e, visit, opts, links, stats);
+      const opened = openFile(p);
+      if (opened === null) continue;
+      if (opened.fst.isFile()) {
+        visitFile(opened.fd, opened.fst, e, visit, opts, links, stats);
         continue;
       }
-      fs.closeSync(fd); // swapped for another kind since readdir: seen below as what it is now
+      fs.closeSync(opened.fd); // swapped for another kind since readdir: seen below as what it is now
     }
     walkOther(p, e, origin, visit, opts, links, stats);
   }
@@ -160,22 +168,30 @@ function walkSubdir(fd: number, e: Entry, origin: { dev: bigint; mnt: number }, 
   }
 }
 
+/**
+ * A second name of an inode already exported goes out as a hard link to the first name (visited
+ * here, true); the first name of a multiply-linked inode is remembered for those that follow.
+ */
+function exportedBefore(st: fs.BigIntStats, e: Entry, visit: Visit, links: Map<string, Buffer>, stats: WalkStats): boolean {
+  if (st.nlink <= 1n) return false;
+  const key = `${st.dev}:${st.ino}`;
+  const first = links.get(key);
+  if (!first) {
+    links.set(key, e.path);
+    return false;
+  }
+  e.kind = 'hardlink';
+  e.link = first;
+  visit(e, -1);
+  stats.entries++;
+  return true;
+}
+
 /** A regular file opened and fstat'ed (`fst`): a hard link to a file already exported, or its content. Closes `fd`. */
 function visitFile(fd: number, fst: fs.BigIntStats, e: Entry, visit: Visit, opts: { sparse: boolean }, links: Map<string, Buffer>, stats: WalkStats): void {
   try {
     fill(e, fst);
-    if (fst.nlink > 1n) {
-      const key = `${fst.dev}:${fst.ino}`;
-      const first = links.get(key);
-      if (first) {
-        e.kind = 'hardlink';
-        e.link = first;
-        visit(e, -1);
-        stats.entries++;
-        return;
-      }
-      links.set(key, e.path);
-    }
+    if (exportedBefore(fst, e, visit, links, stats)) return;
     e.size = Number(fst.size);
     e.xattrs = xattrsOf(fd, null, shown(e.path));
     if (opts.sparse && fst.blocks * 512n < fst.size) {
@@ -199,7 +215,6 @@ function walkOther(p: Buffer, e: Entry, origin: { dev: bigint; mnt: number }, vi
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // deleted while the walk ran
     throw err;
   }
-  const path = e.path;
   fill(e, st);
   if (st.isDirectory()) {
     const fd = openEntry(p, DIR_FLAGS, ['ENOENT', 'ENOTDIR', 'ELOOP']);
@@ -207,34 +222,16 @@ function walkOther(p: Buffer, e: Entry, origin: { dev: bigint; mnt: number }, vi
     return;
   }
   if (st.isFile()) {
-    const fd = openEntry(p, FILE_FLAGS, ['ENOENT', 'ELOOP']);
-    if (fd === null) return;
-    let fst: fs.BigIntStats;
-    try {
-      fst = fs.fstatSync(fd, { bigint: true });
-    } catch (err) {
-      fs.closeSync(fd);
-      throw err;
-    }
-    if (fst.ino !== st.ino || !fst.isFile()) {
-      fs.closeSync(fd); // replaced between lstat and open: the next walk will see it
+    const opened = openFile(p);
+    if (opened === null) return;
+    if (opened.fst.ino !== st.ino || !opened.fst.isFile()) {
+      fs.closeSync(opened.fd); // replaced between lstat and open: the next walk will see it
       return;
     }
-    visitFile(fd, fst, e, visit, opts, links, stats);
+    visitFile(opened.fd, opened.fst, e, visit, opts, links, stats);
     return;
   }
-  if (st.nlink > 1n) {
-    const key = `${st.dev}:${st.ino}`;
-    const first = links.get(key);
-    if (first) {
-      e.kind = 'hardlink';
-      e.link = first;
-      visit(e, -1);
-      stats.entries++;
-      return;
-    }
-    links.set(key, path);
-  }
+  if (exportedBefore(st, e, visit, links, stats)) return;
   if (st.isSymbolicLink()) {
     e.kind = 'symlink';
     try {
@@ -249,10 +246,10 @@ function walkOther(p: Buffer, e: Entry, origin: { dev: bigint; mnt: number }, vi
     e.devMajor = majorOf(st.rdev);
     e.devMinor = minorOf(st.rdev);
   } else {
-    stats.warnings.push(`${shown(path)} is a socket; not exported (GNU tar skips them too)`);
+    stats.warnings.push(`${shown(e.path)} is a socket; not exported (GNU tar skips them too)`);
     return;
   }
-  e.xattrs = xattrsOf(-1, p, shown(path));
+  e.xattrs = xattrsOf(-1, p, shown(e.path));
   visit(e, -1);
   stats.entries++;
 }

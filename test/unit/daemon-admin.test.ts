@@ -7,7 +7,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import pino from 'pino';
 import { Agent, request } from 'undici';
-import { defaults, type Config, type Daemon } from '../../src/daemon';
+import type { Config, Daemon } from '../../src/daemon';
+import { configUnder } from './support';
 
 const loaded: string[] = [];
 // Recorded as they are first required (the real modules still load): which of them start-up paid for.
@@ -27,20 +28,7 @@ afterEach(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function configOf(overrides: Partial<Config> = {}): Config {
-  return {
-    ...defaults,
-    socket: path.join(dir, 'run', 'hostvol.sock'),
-    adminSocket: path.join(dir, 'run', 'admin.sock'),
-    dockerHost: `unix://${path.join(dir, 'run', 'no-dockerd.sock')}`,
-    dataRoot: path.join(dir, 'data'),
-    stateDir: path.join(dir, 'state'),
-    logLevel: 'silent',
-    selinux: 'off',
-    bootIdFile: path.join(dir, 'boot_id'),
-    ...overrides,
-  };
-}
+const configOf = (overrides: Partial<Config> = {}): Config => configUnder(dir, overrides);
 
 async function start(config: Config, log = pino({ level: 'silent' })): Promise<Daemon> {
   const { startDaemon } = require('../../src/daemon') as typeof import('../../src/daemon');

@@ -7,40 +7,25 @@ import * as path from 'node:path';
 import pino from 'pino';
 import { EtcdStore } from '../../src/store/etcd';
 import { MARKER_DIR } from '../../src/store/etcd-marker';
-import { EtcdCluster } from '../reliability/lib/etcd-cluster';
+import { useEtcd } from './etcd-fixture';
 
 jest.setTimeout(60_000);
 
-let dir: string;
-let etcd: EtcdCluster;
-let prefixes = 0;
-const stores: EtcdStore[] = [];
-
-beforeAll(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hostvol-etcd-node-'));
-  etcd = await EtcdCluster.start(path.join(dir, 'etcd'), 1);
-});
-afterAll(async () => {
-  await etcd?.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
-afterEach(async () => {
-  for (const s of stores.splice(0)) await s.close();
-});
+const fx = useEtcd('hostvol-etcd-node-');
 
 type Config = EtcdStore['config'];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A hostvol's config: a fresh prefix (cluster) and data root unless given, its own state directory. */
 function hostvol(node: string, cluster?: Config): Config {
-  const prefix = cluster?.prefix ?? `/n${++prefixes}`;
-  const dataRoot = cluster?.dataRoot ?? fs.mkdtempSync(path.join(dir, 'data-'));
-  const stateDir = fs.mkdtempSync(path.join(dir, `state-${node}-`));
-  return { urls: etcd.urls, node, prefix, leaseTtl: 2, dataRoot, stateDir, opTimeoutMs: 3000 };
+  const prefix = cluster?.prefix ?? fx.prefix('n');
+  const dataRoot = cluster?.dataRoot ?? fs.mkdtempSync(path.join(fx.dir, 'data-'));
+  const stateDir = fs.mkdtempSync(path.join(fx.dir, `state-${node}-`));
+  return { urls: fx.etcd.urls, node, prefix, leaseTtl: 2, dataRoot, stateDir, opTimeoutMs: 3000 };
 }
 async function start(config: Config): Promise<EtcdStore> {
   const s = new EtcdStore({ ...config }, pino({ level: 'silent' }));
-  stores.push(s);
+  fx.opened.push(s);
   await s.load();
   return s;
 }

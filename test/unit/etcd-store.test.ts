@@ -1,36 +1,20 @@
 // The etcd store against a real etcd (one member, started here): the Store contract as two nodes see
 // it. Two EtcdStore instances with different node names on one etcd are two nodes of a cluster.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import pino from 'pino';
 import { EtcdStore } from '../../src/store/etcd';
 import type { RemoteChange, VolumeRecord } from '../../src/store/store';
-import { EtcdCluster } from '../reliability/lib/etcd-cluster';
+import { useEtcd } from './etcd-fixture';
 
 jest.setTimeout(60_000);
 
-let dir: string;
-let etcd: EtcdCluster;
-let prefixes = 0;
-const stores: EtcdStore[] = [];
-
-beforeAll(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hostvol-etcd-'));
-  etcd = await EtcdCluster.start(path.join(dir, 'etcd'), 1);
-});
-afterAll(async () => {
-  await etcd?.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
-afterEach(async () => {
-  for (const s of stores.splice(0)) await s.close();
-});
+const fx = useEtcd('hostvol-etcd-');
 
 /** Two nodes on a fresh prefix, loaded. */
 async function nodes(n = 2, ttl = 2): Promise<EtcdStore[]> {
-  const prefix = `/t${++prefixes}`;
-  const dataRoot = path.join(dir, `data${prefixes}`);
+  const prefix = fx.prefix('t');
+  const dataRoot = path.join(fx.dir, `data${prefix.slice(2)}`);
   fs.mkdirSync(dataRoot);
   const out = [];
   for (let i = 0; i < n; i++) out.push(await node(`node${i + 1}`, prefix, dataRoot, ttl));
@@ -38,9 +22,9 @@ async function nodes(n = 2, ttl = 2): Promise<EtcdStore[]> {
 }
 /** Each node (each hostvol) has its own state directory; `{ ...s.config }` is that hostvol restarted. */
 async function node(name: string, prefix: string, dataRoot: string, ttl = 2): Promise<EtcdStore> {
-  const stateDir = fs.mkdtempSync(path.join(dir, `state-${name}-`));
-  const s = new EtcdStore({ urls: etcd.urls, node: name, prefix, leaseTtl: ttl, dataRoot, stateDir, opTimeoutMs: 3000 }, pino({ level: 'silent' }));
-  stores.push(s);
+  const stateDir = fs.mkdtempSync(path.join(fx.dir, `state-${name}-`));
+  const s = new EtcdStore({ urls: fx.etcd.urls, node: name, prefix, leaseTtl: ttl, dataRoot, stateDir, opTimeoutMs: 3000 }, pino({ level: 'silent' }));
+  fx.opened.push(s);
   await s.load();
   return s;
 }
@@ -126,7 +110,7 @@ test("a node restarted within the TTL takes its leases over; one away longer los
   await a.setLease({ ...lease('k', 'old'), bootId: 'boot-0' });
   await a.close();
   const again = new EtcdStore({ ...a.config }, pino({ level: 'silent' }));
-  stores.push(again);
+  fx.opened.push(again);
   expect((await again.load()).leases.map((l) => l.id).sort()).toEqual(['m1', 'old']);
   expect(await again.dropLeasesFromOtherBoots('boot-1')).toBe(1);
   // Taken over means on this process's etcd lease: still there after the first process's TTL.
@@ -135,7 +119,7 @@ test("a node restarted within the TTL takes its leases over; one away longer los
   await again.close();
   await sleep(3500); // past the 2 s TTL: nobody keeps node1's lease alive
   const late = new EtcdStore({ ...a.config }, pino({ level: 'silent' }));
-  stores.push(late);
+  fx.opened.push(late);
   const snap = await late.load();
   expect(snap.leases).toEqual([]);
   expect([...snap.volumes].map((v) => v.name)).toEqual(['k']);
@@ -148,7 +132,7 @@ test("start-up is handed a live node's remove in progress only once that node is
   const b = await node('node2', a.config.prefix, a.config.dataRoot);
   const names = async (s: EtcdStore) => {
     const fresh = new EtcdStore({ ...s.config }, pino({ level: 'silent' }));
-    stores.push(fresh);
+    fx.opened.push(fresh);
     return [...(await fresh.load()).volumes].map((v) => `${v.name}:${v.state}`);
   };
   expect(await names(b)).toEqual([]);
@@ -159,9 +143,9 @@ test("start-up is handed a live node's remove in progress only once that node is
 
 test('a data root other nodes do not share is refused at load, naming the node and the fix', async () => {
   const [a] = await nodes(1);
-  const other = fs.mkdtempSync(path.join(dir, 'other-'));
+  const other = fs.mkdtempSync(path.join(fx.dir, 'other-'));
   const b = new EtcdStore({ ...a.config, node: 'node2', dataRoot: other }, pino({ level: 'silent' }));
-  stores.push(b);
+  fx.opened.push(b);
   await expect(b.load()).rejects.toThrow(
     `data root ${other} is not the file system node "node1" sees: its marker ${other}/.hostvol-cluster/node1 is missing; mount the shared file system at ${a.config.dataRoot} on every node`,
   );
@@ -171,7 +155,7 @@ test('an Unmount while etcd is down answers at once and is applied when etcd is 
   const [a, b] = await nodes(2, 60);
   await a.insertVolume(rec('q'));
   await a.setLease(lease('q', 'm1'), { exclusive: true });
-  await etcd.kill(0);
+  await fx.etcd.kill(0);
   try {
     const t0 = Date.now();
     await a.setLease(lease('q', 'm1', 0));
@@ -179,7 +163,7 @@ test('an Unmount while etcd is down answers at once and is applied when etcd is 
     expect(a.health()).toMatchObject({ available: false, reason: expect.any(String), since: expect.any(String) });
     await expect(b.setLease(lease('q', 'm2'), { exclusive: true })).rejects.toThrow(/etcd .* is unreachable or has no quorum/);
   } finally {
-    await etcd.restart(0);
+    await fx.etcd.restart(0);
   }
   // Within seconds, not the 60 s TTL: the queued release was applied, not expired.
   const t1 = Date.now();

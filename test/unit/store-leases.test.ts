@@ -9,39 +9,24 @@ import pino from 'pino';
 import { EtcdStore } from '../../src/store/etcd';
 import { SqliteStore } from '../../src/store/sqlite';
 import type { LeaseRecord, Store, VolumeRecord } from '../../src/store/store';
-import { EtcdCluster } from '../reliability/lib/etcd-cluster';
+import { useEtcd } from './etcd-fixture';
 
 jest.setTimeout(60_000);
 
-let dir: string;
-let etcd: EtcdCluster;
-let prefixes = 0;
-const opened: Store[] = [];
-
-beforeAll(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hostvol-leases-'));
-  etcd = await EtcdCluster.start(path.join(dir, 'etcd'), 1);
-});
-afterAll(async () => {
-  await etcd?.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
-afterEach(async () => {
-  for (const s of opened.splice(0)) await s.close();
-});
+const fx = useEtcd('hostvol-leases-');
 
 async function loaded<S extends Store>(s: S): Promise<S> {
-  opened.push(s);
+  fx.opened.push(s);
   await s.load();
   return s;
 }
-const sqlite = (node?: string) => loaded(new SqliteStore(fs.mkdtempSync(path.join(dir, 'state-')), node));
+const sqlite = (node?: string) => loaded(new SqliteStore(fs.mkdtempSync(path.join(fx.dir, 'state-')), node));
 /** `names.length` nodes of one cluster (a fresh prefix, one shared data root). */
 async function etcdNodes(...names: string[]): Promise<EtcdStore[]> {
-  const prefix = `/l${++prefixes}`;
-  const dataRoot = fs.mkdtempSync(path.join(dir, 'data-'));
+  const prefix = fx.prefix('l');
+  const dataRoot = fs.mkdtempSync(path.join(fx.dir, 'data-'));
   const out = [];
-  for (const node of names) out.push(await loaded(new EtcdStore({ urls: etcd.urls, node, prefix, leaseTtl: 5, dataRoot, stateDir: fs.mkdtempSync(path.join(dir, 'state-')), opTimeoutMs: 3000 }, pino({ level: 'silent' }))));
+  for (const node of names) out.push(await loaded(new EtcdStore({ urls: fx.etcd.urls, node, prefix, leaseTtl: 5, dataRoot, stateDir: fs.mkdtempSync(path.join(fx.dir, 'state-')), opTimeoutMs: 3000 }, pino({ level: 'silent' }))));
   return out;
 }
 const rec = (name: string): VolumeRecord => ({
@@ -98,12 +83,12 @@ test("etcd: each node sees every node's leases, each under its holder's name; a 
 
 test('etcd unreachable: the read is refused with a clear error, not left hanging', async () => {
   const [a] = await etcdNodes('node1');
-  await etcd.kill(0);
+  await fx.etcd.kill(0);
   try {
     const t0 = Date.now();
     await expect(a.leases('v')).rejects.toThrow(/^cannot read the mount leases of volume "v": etcd \(.*\) is unreachable or has no quorum/);
     expect(Date.now() - t0).toBeLessThan(8000);
   } finally {
-    await etcd.restart(0);
+    await fx.etcd.restart(0);
   }
 });

@@ -18,11 +18,9 @@ export interface Sandbox {
   stop(): Promise<void>;
 }
 
-export async function sandbox(overrides: Partial<Config> = {}, inject: { labeler?: Labeler; log?: pino.Logger } = {}): Promise<Sandbox> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hv-'));
-  const bootIdFile = path.join(dir, 'boot_id');
-  fs.writeFileSync(bootIdFile, 'boot-1\n');
-  const config: Config = {
+/** A daemon's config with every file under `dir` (boot id in dir/boot_id) and no dockerd. */
+export function configUnder(dir: string, overrides: Partial<Config> = {}): Config {
+  return {
     ...defaults,
     socket: path.join(dir, 'run', 'hostvol.sock'),
     adminSocket: path.join(dir, 'run', 'admin.sock'),
@@ -32,14 +30,20 @@ export async function sandbox(overrides: Partial<Config> = {}, inject: { labeler
     stateDir: path.join(dir, 'state'),
     logLevel: 'silent',
     selinux: 'off',
-    bootIdFile,
+    bootIdFile: path.join(dir, 'boot_id'),
     ...overrides,
   };
+}
+
+export async function sandbox(overrides: Partial<Config> = {}, inject: { labeler?: Labeler; log?: pino.Logger } = {}): Promise<Sandbox> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hv-'));
+  fs.writeFileSync(path.join(dir, 'boot_id'), 'boot-1\n');
+  const config = configUnder(dir, overrides);
   let agent = new Agent({ connect: { socketPath: config.socket } });
   let running = true;
   const log = pino({ level: 'silent' });
   const deps = { log, ...inject };
-  // The admin API comes up after the plugin socket; tests of it start once it is up.
+  // The admin socket listens right after the plugin socket; tests of it start once it does.
   const start = async () => {
     const daemon = await startDaemon(config, deps);
     await daemon.adminReady;
