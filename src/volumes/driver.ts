@@ -144,30 +144,23 @@ export class Driver {
           this.deps.log.error({ volume: name, id, err: describe(e) }, 'could not give back the lease of a failed mount; Remove drops it'),
         );
       };
-      if (exclusive || store.scope !== 'local') {
-        // Decided before anything is done: the store also rules on Z and on volumes being removed, in
-        // one transaction (in a cluster, other nodes' mounts and removes count), so a refused Mount
-        // touches nothing. A bind that then fails gives the lease back.
-        await store.setLease(lease, { exclusive });
-        await this.bindIfNeeded(v, target, first).catch(async (err) => {
-          await giveBack();
-          throw err;
-        });
-      } else {
-        // A local store has no other node to refuse a lease of a volume this table holds 'ready' under
-        // its lock, so the lease and the bind go side by side: a Mount waits for the longer of its
-        // commit and its bind, not their sum. Either failing undoes the other; a crash between them
-        // leaves a lease without its bind (start-up re-creates it) or a bind without a lease
-        // (start-up removes it), and the Mount was never answered.
-        const [recorded, bound] = await Promise.allSettled([store.setLease(lease), this.bindIfNeeded(v, target, first)]);
-        if (recorded.status === 'rejected') {
-          if (bound.status === 'fulfilled' && bound.value && first) await this.releaseBind(v);
-          throw recorded.reason;
-        }
-        if (bound.status === 'rejected') {
-          await giveBack();
-          throw bound.reason;
-        }
+      // Where the store can refuse (Z; in a cluster, other nodes' mounts and removes count), it rules
+      // first, in one transaction, so a refused Mount touches nothing. A local store has no other node
+      // to refuse a lease of a volume this table holds 'ready' under its lock, so there the lease and
+      // the bind go side by side: a Mount waits for the longer of its commit and its bind, not their
+      // sum. Either failing undoes the other; a crash between them leaves a lease without its bind
+      // (start-up re-creates it) or a bind without a lease (start-up removes it), and the Mount was
+      // never answered.
+      const recording = store.setLease(lease, { exclusive });
+      if (exclusive || store.scope !== 'local') await recording;
+      const [recorded, bound] = await Promise.allSettled([recording, this.bindIfNeeded(v, target, first)]);
+      if (recorded.status === 'rejected') {
+        if (bound.status === 'fulfilled' && bound.value && first) await this.releaseBind(v);
+        throw recorded.reason;
+      }
+      if (bound.status === 'rejected') {
+        await giveBack();
+        throw bound.reason;
       }
       v.leases.set(id, { count, generation, inherited: false });
       this.deps.log.info({ volume: name, id, count, mounts: v.leases.size }, 'volume mounted');
