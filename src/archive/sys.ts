@@ -64,13 +64,25 @@ function lib(name: keyof typeof PROTOS): Fn {
   return (fns[name] ??= c!.func(PROTOS[name]));
 }
 
-function fail(call: string, what: string): never {
+/** What a call was about, for its error: a thunk where naming it costs more than the call (per file in a walk). */
+export type What = string | (() => string);
+
+function fail(call: string, what: What): never {
   const e = koffiErrno();
   const code = codes[e] ?? `E${e}`;
-  throw new SysError(code, `${call} ${what}: ${code}`);
+  throw new SysError(code, `${call} ${typeof what === 'string' ? what : what()}: ${code}`);
 }
 
 const cstr = (b: Buffer): Buffer => Buffer.concat([b, Buffer.alloc(1)]);
+// A NUL-terminated copy of a name in memory reused from call to call: the call is synchronous and
+// only reads it, and an export opens every file of the tree by name.
+const nameScratch = Buffer.allocUnsafe(4096);
+function cname(b: Buffer): Buffer {
+  if (b.length >= nameScratch.length) return cstr(b);
+  b.copy(nameScratch);
+  nameScratch[b.length] = 0;
+  return nameScratch;
+}
 
 /** The next offset >= `from` holding data (SEEK_DATA) or a hole (SEEK_HOLE); -1 past the last data. */
 export function seek(fd: number, from: number, whence: number, what: string): number {
@@ -86,18 +98,19 @@ export function seek(fd: number, from: number, whence: number, what: string): nu
 // Reused for every entry: most have no xattrs, and a zeroed 4 KiB per call showed in profiles.
 const scratch = Buffer.allocUnsafe(64 * 1024);
 
-export function listXattrs(fd: number, p: Buffer | null, what: string): string[] {
+export function listXattrs(fd: number, p: Buffer | null, what: What): string[] {
   for (let size = scratch.length; ; size *= 4) {
     const buf = size === scratch.length ? scratch : Buffer.allocUnsafe(size);
     const n = Number(fd >= 0 ? lib('flistxattr')(fd, buf, size) : lib('llistxattr')(cstr(p!), buf, size));
-    if (n >= 0) return buf.subarray(0, n).toString('latin1').split('\0').filter(Boolean);
+    if (n === 0) return []; // most entries
+    if (n > 0) return buf.subarray(0, n).toString('latin1').split('\0').filter(Boolean);
     if (koffiErrno() === 95) return []; // EOPNOTSUPP: a file system without xattrs has none to keep
     if (koffiErrno() !== ERANGE || size > 1 << 20) fail('listxattr', what);
   }
 }
 
 /** The attribute's value, or null when it vanished since it was listed. */
-export function getXattr(fd: number, p: Buffer | null, name: string, what: string): Buffer | null {
+export function getXattr(fd: number, p: Buffer | null, name: string, what: What): Buffer | null {
   const key = Buffer.from(`${name}\0`, 'latin1');
   for (let size = scratch.length; ; size *= 4) {
     const buf = size === scratch.length ? scratch : Buffer.allocUnsafe(size);
@@ -158,8 +171,8 @@ export function setTimes(fd: number, ns: bigint, what: string): void {
  * also walks procfs and its magic link on every call. The fd is not Node's: close it with closeFd
  * (Node warns when fs.closeSync closes an fd it did not open).
  */
-export function openAt(dirfd: number, name: Buffer, flags: number, mode: number, what: string): number {
-  const fd = Number(lib('openat')(dirfd, cstr(name), flags | O_CLOEXEC, mode));
+export function openAt(dirfd: number, name: Buffer, flags: number, mode: number, what: What): number {
+  const fd = Number(lib('openat')(dirfd, cname(name), flags | O_CLOEXEC, mode));
   if (fd < 0) fail('open', what);
   return fd;
 }

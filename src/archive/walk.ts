@@ -1,12 +1,14 @@
-// The synchronous walk an archive worker makes over a volume's tree: each directory is entered from
-// its parent's fd with O_NOFOLLOW|O_DIRECTORY (the /proc/self/fd/<fd>/<name> form of openat, as in
-// src/host/tree-dir.ts), so nothing swapped in while it runs can lead it outside the tree; other
-// mounts are not entered. Synchronous because it runs on a worker thread, where a blocking call costs
+// The synchronous walk an archive worker makes over a volume's tree: each directory and file is
+// opened from its parent's fd by openat(2) with O_NOFOLLOW (a directory also O_DIRECTORY), so nothing
+// swapped in while it runs can lead it outside the tree; other mounts are not entered. What Node
+// only offers by path (readdir, lstat, readlink) goes through /proc/self/fd/<fd>/<name>, which
+// resolves the same way but walks procfs on every call: a regular file, the common case, is
+// opened with one lookup. Synchronous because it runs on a worker thread, where a blocking call costs
 // one system call rather than a thread-pool round trip per file: that is what keeps pace with GNU tar.
 import * as fs from 'node:fs';
 import { emptyEntry, majorOf, minorOf, type Entry } from './entry';
 import { shown } from './names';
-import { SEEK_DATA, SEEK_HOLE, getXattr, listXattrs, seek } from './sys';
+import { SEEK_DATA, SEEK_HOLE, SysError, closeFd, getXattr, listXattrs, openAt, seek, type What } from './sys';
 
 const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_NOATIME, O_NONBLOCK } = fs.constants;
 const SLASH = Buffer.from('/');
@@ -34,7 +36,7 @@ function mountId(fd: number): number {
   return m ? Number(m[1]) : -1;
 }
 
-function xattrsOf(fd: number, p: Buffer | null, what: string): [string, Buffer][] {
+function xattrsOf(fd: number, p: Buffer | null, what: What): [string, Buffer][] {
   const out: [string, Buffer][] = [];
   for (const name of listXattrs(fd, p, what)) {
     const v = getXattr(fd, p, name, what);
@@ -88,12 +90,12 @@ export function walkTree(root: string | Buffer, visit: Visit, opts: { sparse: bo
   return stats;
 }
 
-/** openat-style open of a directory entry; null when it is gone or was swapped for another kind. */
-function openEntry(p: Buffer, flags: number, swapped: string[]): number | null {
+/** openat of `name` in `dirFd` (close it with closeFd); null when it is gone or was swapped for another kind. */
+function openEntry(dirFd: number, name: Buffer, flags: number, swapped: string[], what: What): number | null {
   try {
-    return fs.openSync(p, flags);
+    return openAt(dirFd, name, flags, 0, what);
   } catch (err) {
-    if (swapped.includes((err as NodeJS.ErrnoException).code!)) return null;
+    if (err instanceof SysError && swapped.includes(err.code)) return null;
     throw err;
   }
 }
@@ -105,13 +107,13 @@ const DIR_FLAGS = O_RDONLY | O_DIRECTORY | O_NOFOLLOW;
  * Opens what should be a regular file and fstat's the descriptor: the caller checks that what it got
  * is still the file it meant (the entry may have been swapped since). Null when it is gone.
  */
-function openFile(p: Buffer): { fd: number; fst: fs.BigIntStats } | null {
-  const fd = openEntry(p, FILE_FLAGS, ['ENOENT', 'ELOOP']);
+function openFile(dirFd: number, name: Buffer, what: What): { fd: number; fst: fs.BigIntStats } | null {
+  const fd = openEntry(dirFd, name, FILE_FLAGS, ['ENOENT', 'ELOOP'], what);
   if (fd === null) return null;
   try {
     return { fd, fst: fs.fstatSync(fd, { bigint: true }) };
   } catch (err) {
-    fs.closeSync(fd);
+    closeFd(fd);
     throw err;
   }
 }
@@ -127,28 +129,29 @@ function walkDir(dirFd: number, rel: Buffer, origin: { dev: bigint; mnt: number 
   dirents.sort((a, b) => Buffer.compare(a.name, b.name));
   for (const d of dirents) {
     const name = d.name;
-    const p = at(dirFd, name);
     const path = join(rel, name);
     const e = emptyEntry(path, 'file');
+    // Not there as readdir said (gone, or swapped for another kind since): looked at again below,
+    // by lstat, as what it is now; a symlink swapped in is exported as the symlink it is.
     if (d.isDirectory()) {
-      const fd = openEntry(p, DIR_FLAGS, ['ENOENT', 'ENOTDIR', 'ELOOP']); // gone, or swapped while the walk ran
-      if (fd !== null) walkSubdir(fd, e, origin, visit, opts, links, stats);
-      continue;
-    }
-    if (d.isFile()) {
-      const opened = openFile(p);
-      if (opened === null) continue;
-      if (opened.fst.isFile()) {
+      const fd = openEntry(dirFd, name, DIR_FLAGS, ['ENOENT', 'ENOTDIR', 'ELOOP'], () => shown(path));
+      if (fd !== null) {
+        walkSubdir(fd, e, origin, visit, opts, links, stats);
+        continue;
+      }
+    } else if (d.isFile()) {
+      const opened = openFile(dirFd, name, () => shown(path));
+      if (opened?.fst.isFile()) {
         visitFile(opened.fd, opened.fst, e, visit, opts, links, stats);
         continue;
       }
-      fs.closeSync(opened.fd); // swapped for another kind since readdir: seen below as what it is now
+      if (opened) closeFd(opened.fd);
     }
-    walkOther(p, e, origin, visit, opts, links, stats);
+    walkOther(dirFd, name, e, origin, visit, opts, links, stats);
   }
 }
 
-/** A directory opened from its parent: exported and entered, unless it is another mount. Closes `fd`. */
+/** A directory opened from its parent (openEntry): exported and entered, unless it is another mount. Closes `fd`. */
 function walkSubdir(fd: number, e: Entry, origin: { dev: bigint; mnt: number }, visit: Visit, opts: { sparse: boolean }, links: Map<string, Buffer>, stats: WalkStats): void {
   try {
     // Other mounts are told by mount id, on directories: st_dev is no test for files, as
@@ -159,12 +162,12 @@ function walkSubdir(fd: number, e: Entry, origin: { dev: bigint; mnt: number }, 
     }
     e.kind = 'dir';
     fill(e, fs.fstatSync(fd, { bigint: true }));
-    e.xattrs = xattrsOf(fd, null, shown(e.path));
+    e.xattrs = xattrsOf(fd, null, () => shown(e.path));
     visit(e, -1);
     stats.entries++;
     walkDir(fd, e.path, origin, visit, opts, links, stats);
   } finally {
-    fs.closeSync(fd);
+    closeFd(fd);
   }
 }
 
@@ -193,7 +196,7 @@ function visitFile(fd: number, fst: fs.BigIntStats, e: Entry, visit: Visit, opts
     fill(e, fst);
     if (exportedBefore(fst, e, visit, links, stats)) return;
     e.size = Number(fst.size);
-    e.xattrs = xattrsOf(fd, null, shown(e.path));
+    e.xattrs = xattrsOf(fd, null, () => shown(e.path));
     if (opts.sparse && fst.blocks * 512n < fst.size) {
       const segs = sparseSegments(fd, e.size, shown(e.path));
       if (segs) e.sparse = { realSize: e.size, segments: segs };
@@ -202,12 +205,13 @@ function visitFile(fd: number, fst: fs.BigIntStats, e: Entry, visit: Visit, opts
     stats.entries++;
     stats.bytes += e.size;
   } finally {
-    fs.closeSync(fd);
+    closeFd(fd);
   }
 }
 
 /** An entry whose kind readdir did not give (or that changed kind): lstat first, then as what it is. */
-function walkOther(p: Buffer, e: Entry, origin: { dev: bigint; mnt: number }, visit: Visit, opts: { sparse: boolean }, links: Map<string, Buffer>, stats: WalkStats): void {
+function walkOther(dirFd: number, name: Buffer, e: Entry, origin: { dev: bigint; mnt: number }, visit: Visit, opts: { sparse: boolean }, links: Map<string, Buffer>, stats: WalkStats): void {
+  const p = at(dirFd, name);
   let st: fs.BigIntStats;
   try {
     st = fs.lstatSync(p, { bigint: true });
@@ -217,15 +221,15 @@ function walkOther(p: Buffer, e: Entry, origin: { dev: bigint; mnt: number }, vi
   }
   fill(e, st);
   if (st.isDirectory()) {
-    const fd = openEntry(p, DIR_FLAGS, ['ENOENT', 'ENOTDIR', 'ELOOP']);
+    const fd = openEntry(dirFd, name, DIR_FLAGS, ['ENOENT', 'ENOTDIR', 'ELOOP'], () => shown(e.path));
     if (fd !== null) walkSubdir(fd, e, origin, visit, opts, links, stats);
     return;
   }
   if (st.isFile()) {
-    const opened = openFile(p);
+    const opened = openFile(dirFd, name, () => shown(e.path));
     if (opened === null) return;
     if (opened.fst.ino !== st.ino || !opened.fst.isFile()) {
-      fs.closeSync(opened.fd); // replaced between lstat and open: the next walk will see it
+      closeFd(opened.fd); // replaced between lstat and open: the next walk will see it
       return;
     }
     visitFile(opened.fd, opened.fst, e, visit, opts, links, stats);

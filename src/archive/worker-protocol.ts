@@ -16,7 +16,7 @@ export type FromWorker =
 export type ToWorker = { t: 'data'; slot: number; len: number } | { t: 'end' };
 
 /** Slots of the export ring (CHUNK bytes each): chunks the worker may be ahead of the reader. */
-export const SLOTS = 16;
+export const SLOTS = 8;
 /** ctl[0]: chunks in flight; ctl[1]: 1 when the reader gave up. */
 export const IN_FLIGHT = 0;
 export const CANCELLED = 1;
