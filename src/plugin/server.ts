@@ -7,7 +7,7 @@ import getRawBody from 'raw-body';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { HostvolError, NotFoundError, describe } from '../errors';
-import type { Driver } from '../volumes/driver';
+import type { Driver, VolumeView } from '../volumes/driver';
 import { describeIssues, endpoints, type Route } from './protocol';
 
 export const BODY_LIMIT = '64kb';
@@ -34,6 +34,21 @@ function listReply(d: Driver): Encoded {
   return listCache.reply;
 }
 
+/**
+ * Get's reply, encoded once per view: the driver hands out the same view object until something Get
+ * shows changes (volumes/view.ts), and dockerd asks Get before nearly every call that names a volume.
+ */
+const getReplies = new WeakMap<VolumeView, Encoded>();
+function getReply(v: VolumeView): Encoded {
+  let reply = getReplies.get(v);
+  if (reply === undefined) {
+    const r: Reply<'/VolumeDriver.Get'> = { Volume: { Name: v.name, Mountpoint: v.mountpoint, CreatedAt: v.createdAt, Status: v.status } };
+    reply = new Encoded(Buffer.from(JSON.stringify(r)));
+    getReplies.set(v, reply);
+  }
+  return reply;
+}
+
 const handlers: { [R in Route]: Handler<R> } = {
   // Legacy discovery only; managed plugins are never activated but answering is harmless.
   '/Plugin.Activate': async (d) => (await d.activated(), { Implements: ['VolumeDriver'] }),
@@ -42,10 +57,7 @@ const handlers: { [R in Route]: Handler<R> } = {
   '/VolumeDriver.Mount': async (d, r) => ({ Mountpoint: await d.mount(r.Name, r.ID) }),
   '/VolumeDriver.Unmount': async (d, r) => (await d.unmount(r.Name, r.ID), {}),
   '/VolumeDriver.Path': (d, r) => ({ Mountpoint: d.path(r.Name) }),
-  '/VolumeDriver.Get': (d, r) => {
-    const v = d.get(r.Name);
-    return { Volume: { Name: v.name, Mountpoint: v.mountpoint, CreatedAt: v.createdAt, Status: v.status } };
-  },
+  '/VolumeDriver.Get': (d, r) => getReply(d.get(r.Name)),
   '/VolumeDriver.List': (d) => listReply(d),
   // Scope local: the directories are on this host; global in cluster mode, where every node shares one
   // set of volumes (a store in etcd). dockerd asks once (legacy) or before every call (managed).

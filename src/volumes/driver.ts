@@ -10,13 +10,13 @@ import { bindDirectory, checkPlacement, locate, prepareDirectory, type Placement
 import { catchUp } from './follow';
 import { copyFrom } from './from';
 import { discard, undoCreate } from './teardown';
-import { toHost } from './hostpaths';
 import { KeyedLock } from './keyed-lock';
 import { parseOptions, sameOptions, type VolumeOptions } from './options';
 import { StaleLeases, type StaleDeps, type SweepTarget } from './stale';
 import * as vol from './volume';
 import type { Volume } from './volume';
 import { VolumeTable } from './volume-table';
+import { VolumeViews, type VolumeView } from './view';
 
 export interface DriverDeps extends Placement, StaleDeps {
   store: Store;
@@ -26,18 +26,13 @@ export interface DriverDeps extends Placement, StaleDeps {
   layout: vol.Layout;
 }
 
-/** What Get answers: the driver's own shape, mapped to the wire by the plugin layer. */
-export interface VolumeView {
-  name: string;
-  mountpoint: string;
-  createdAt: string;
-  status: Record<string, unknown>;
-}
+export type { VolumeView } from './view';
 
 export class Driver {
   readonly volumes = new VolumeTable();
   private readonly lock = new KeyedLock();
   readonly stale: StaleLeases;
+  private readonly views: VolumeViews;
   private readonly sweepTarget: SweepTarget = {
     volumes: () => this.volumes.values(),
     locked: (v, fn) => this.lock.run(v.name, () => (this.volumes.get(v.name) === v ? fn() : Promise.resolve(undefined))),
@@ -46,17 +41,11 @@ export class Driver {
 
   constructor(readonly deps: DriverDeps, generation: number) {
     this.stale = new StaleLeases(deps, generation);
+    this.views = new VolumeViews(deps);
   }
 
   get(name: string): VolumeView {
-    const v = this.visible(name);
-    const health = this.deps.store.health();
-    // While the store is unreachable the answer is this node's last known state: say so.
-    const stale = health.available ? {} : { stale: `since ${health.since ?? '?'}: ${health.reason ?? 'store unavailable'}` };
-    // In a cluster, `mounts` counts this node's (other nodes' are theirs to tell: hostvol inspect shows all): say which node.
-    const node = this.deps.store.scope === 'global' ? { node: this.deps.store.node } : {};
-    const status = { ...vol.status(v), path: toHost(this.deps.hostPaths, v.path), ...node, ...stale };
-    return { name: v.name, mountpoint: vol.mountpoint(v, this.deps.layout), createdAt: v.createdAt, status };
+    return this.views.of(this.visible(name));
   }
 
   list(): { name: string; mountpoint: string }[] {
