@@ -2,13 +2,14 @@
 // its legacy plugin and then as a managed plugin (plugin/build-rootfs.sh + `docker plugin create`),
 // each against the built-in `local` driver, timed as the docker CLI sees them, interleaved.
 // Skipped, with the reason in the report, when no engine can be started here.
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { run } from '../test/e2e/lib/proc';
 import { DOCKER_CLI, startEngine, type Engine } from '../test/e2e/lib/engine';
 import { CLI_JS, Hostvol } from '../test/e2e/lib/hostvol';
 import { BB_IMAGE } from '../test/e2e/lib/images';
-import { CLI_JS as REPO_CLI_JS, REPO } from './servers';
+import { FLOOR_JS, LIBC_JS, OFFLOOP_JS, CLI_JS as REPO_CLI_JS, REPO } from './servers';
 import type { EngineFigure } from './targets';
 import { fmt, median, quantile } from './stats';
 
@@ -50,6 +51,39 @@ interface Pair {
   hostvol: number[];
 }
 
+/** The two floors (bench/floor.ts, bench/floor-offloop.ts), as legacy plugins of `e`. */
+const FLOORS = { floor: 'hvfloor', offloop: 'hvoffloop' } as const;
+type FloorKind = keyof typeof FLOORS;
+
+/**
+ * Serves each floor on /run/docker/plugins/<name>.sock of `e`, with its own store and data root
+ * under the engine's directory; stopped by the engine's teardown. Resolves once both listen.
+ */
+async function startFloorPlugins(e: Engine): Promise<void> {
+  for (const kind of Object.keys(FLOORS) as FloorKind[]) {
+    const dir = path.join(e.base, kind);
+    fs.mkdirSync(path.join(dir, 'data'), { recursive: true });
+    const socket = path.join(e.pluginDirs.run, `${FLOORS[kind]}.sock`);
+    const args = [path.join(dir, 'floor.db'), path.join(dir, 'data'), path.join(dir, 'mounts')];
+    fs.writeFileSync(args[0], ''); // an empty database: the off-loop floor opens it read-only first
+    const argv = kind === 'floor' ? [FLOOR_JS, socket, ...args, LIBC_JS] : [OFFLOOP_JS, socket, ...args];
+    const log = fs.openSync(path.join(dir, 'log'), 'a');
+    const child = spawn(process.execPath, argv, { stdio: ['ignore', log, log] });
+    fs.closeSync(log);
+    e.addFinalizer(async () => {
+      if (child.exitCode !== null) return;
+      const gone = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await gone;
+      fs.rmSync(socket, { force: true });
+    });
+    for (let i = 0; !fs.existsSync(socket); i++) {
+      if (child.exitCode !== null || i > 500) throw new Error(`the ${kind} did not start as a legacy plugin (see ${dir}/log)`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}
+
 function summary(label: string, p: Pair): { line: string; ratio: number } {
   const ratio = median(p.hostvol.map((h, i) => h / p.local[i]));
   const s = (xs: number[]) => `${fmt(median(xs))} / ${fmt(Math.min(...xs))} / ${fmt(quantile(xs, 0.9))}`;
@@ -58,21 +92,36 @@ function summary(label: string, p: Pair): { line: string; ratio: number } {
 
 const runArgs = (vol: string) => ['run', '--rm', '--pull', 'never', '--network', 'none', '-v', `${vol}:/d`, BB_IMAGE, 'true'];
 
-/** `n` rounds, local and hostvol (as `driver`) alternating first: create a volume, then one `docker run` with it. */
-async function rounds(e: Engine, driver: string, tag: string, n: number): Promise<{ create: Pair; runs: Pair }> {
+/**
+ * `n` rounds, local and hostvol (as `driver`) alternating first: create a volume, then one `docker run`
+ * with it. With `floors`, each round also creates a volume on each floor, placed in turn before,
+ * between and after the other two (creates only: the floors' binds are not in dockerd's namespace).
+ */
+async function rounds(e: Engine, driver: string, tag: string, n: number, floors = false): Promise<{ create: Pair; runs: Pair; floorCreate: Record<FloorKind, number[]> }> {
   const create: Pair = { local: [], hostvol: [] };
   const runs: Pair = { local: [], hostvol: [] };
+  const floorCreate: Record<FloorKind, number[]> = { floor: [], offloop: [] };
+  const floorKinds = floors ? (Object.keys(FLOORS) as FloorKind[]) : [];
   // Warm-up: first calls pay plugin discovery (Activate) and image/layer caches.
   await e.docker(['volume', 'create', `w${tag}l`]);
   await e.docker(['volume', 'create', '-d', driver, `w${tag}h`]);
+  for (const f of floorKinds) await e.docker(['volume', 'create', '-d', FLOORS[f], `w${tag}${f}`]);
   for (const v of [`w${tag}l`, `w${tag}h`]) await e.docker(runArgs(v));
   for (let i = 0; i < n; i++) {
     const order: ('local' | 'hostvol')[] = i % 2 === 0 ? ['local', 'hostvol'] : ['hostvol', 'local'];
     const vol = (d: 'local' | 'hostvol') => `b${tag}${d === 'local' ? 'l' : 'h'}${i}`;
-    for (const d of order) create[d].push(await timed(e, d === 'local' ? ['volume', 'create', vol(d)] : ['volume', 'create', '-d', driver, vol(d)]));
+    const creates: (() => Promise<void>)[] = order.map((d) => async () => {
+      create[d].push(await timed(e, d === 'local' ? ['volume', 'create', vol(d)] : ['volume', 'create', '-d', driver, vol(d)]));
+    });
+    floorKinds.forEach((f, k) =>
+      creates.splice((i + k) % (creates.length + 1), 0, async () => {
+        floorCreate[f].push(await timed(e, ['volume', 'create', '-d', FLOORS[f], `b${tag}${f}${i}`]));
+      }),
+    );
+    for (const c of creates) await c();
     for (const d of order) runs[d].push(await timed(e, runArgs(vol(d))));
   }
-  return { create, runs };
+  return { create, runs, floorCreate };
 }
 
 /** Builds the managed plugin and enables it on `e`, its state and host paths under the engine's directory. */
@@ -127,16 +176,26 @@ export async function runEngine(opt: { log: (l: string) => void; n: number }): P
           const hv = new BenchHostvol(e, { extraArgs: ['--log-level', 'info'] });
           e.addFinalizer(() => hv.shutdown()); // as startHostvol does
           await hv.start();
+          await startFloorPlugins(e);
           driver = 'hostvol';
         } else {
           await enableManaged(e);
         }
-        const { create, runs } = await rounds(e, driver, mode[0], n);
+        const { create, runs, floorCreate } = await rounds(e, driver, mode[0], n, mode === 'legacy');
         const c = summary('`docker volume create [-d DRIVER] vN`', create);
         const r = summary(`\`docker run --rm -v vN:/d ${BB_IMAGE} true\` (--network none)`, runs);
         opt.log(`  ${mode}: volume create ${fmt(c.ratio)}× local, docker run -v ${fmt(r.ratio)}× local`);
         lines.push(`| ${mode} ${c.line}`, `| ${mode} ${r.line}`);
-        figures.push({ mode, create: c.ratio, run: r.ratio, createMs: { local: median(create.local), hostvol: median(create.hostvol) } });
+        const figure: EngineFigure = { mode, create: c.ratio, run: r.ratio, createMs: { local: median(create.local), hostvol: median(create.hostvol) } };
+        if (floorCreate.floor.length) {
+          for (const f of Object.keys(FLOORS) as FloorKind[]) {
+            const s = summary(`\`docker volume create -d ${FLOORS[f]} vN\` (the ${f === 'floor' ? 'floor' : 'off-loop floor'} as a legacy plugin; hostvol's column)`, { local: create.local, hostvol: floorCreate[f] });
+            opt.log(`  ${mode}: volume create on the ${f} ${fmt(s.ratio)}× local`);
+            lines.push(`| ${mode} ${s.line}`);
+          }
+          figure.floorCreateMs = { floor: median(floorCreate.floor), offloop: median(floorCreate.offloop), local: median(create.local) };
+        }
+        figures.push(figure);
       } catch (err) {
         // The command and the last line of its stderr (the harness's CommandError carries both).
         const msg = (err as Error).message.split('\n').filter((l) => l.trim() && l.trim() !== 'stderr:');

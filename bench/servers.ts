@@ -10,8 +10,8 @@ export const REPO = path.resolve(__dirname, '../../..'); // from bench/out/bench
 export const CLI_JS = path.join(REPO, 'dist/cli.js');
 /** hostvol's own libc calls, which the floor's Mount uses too (same syscalls, same worker thread). */
 export const LIBC_JS = path.join(REPO, 'dist/host/libc.js');
-const FLOOR_JS = path.join(__dirname, 'floor.js');
-const OFFLOOP_JS = path.join(__dirname, 'floor-offloop.js');
+export const FLOOR_JS = path.join(__dirname, 'floor.js');
+export const OFFLOOP_JS = path.join(__dirname, 'floor-offloop.js');
 
 export type Kind = 'floor' | 'hostvol';
 /** The off-loop floor (floor-offloop.ts) runs only in the durable figures, beside the other two. */

@@ -83,6 +83,11 @@ export interface EngineFigure {
   create?: number;
   /** Median wall time of `docker volume create`, ms, per driver. */
   createMs?: { local: number; hostvol: number };
+  /**
+   * The same, in the same rounds, with the two floors served to dockerd as legacy plugins (legacy
+   * mode only: a floor is no managed plugin): what the plugin protocol and the same Create work cost.
+   */
+  floorCreateMs?: { floor: number; offloop: number; local: number };
   run?: number;
   notRun?: string;
 }
