@@ -132,7 +132,8 @@ export async function runArchiveBench(opts: { tmp: string; bytes: number; reps: 
     row('export', 'tar -C dir -cf - .'),
     row('import', 'tar -C dir -xf -'),
     '',
-    'hostvol: `bench/archive-child.ts`, the engine (`dist/archive/`) as its own process, stdout/stdin a pipe as for GNU tar. ' +
+    'hostvol: `bench/archive-child.ts`, the engine (`dist/archive/`) as its own process, as for GNU tar: export writes to a pipe, import reads the archive file on stdin ' +
+      '(as `hostvol import` reads a file, named or on stdin, in 1 MiB reads: `src/archive/input.ts`). ' +
       'Exports read from the page cache (the tree is read through once before each repetition); each import starts after `sync` into an empty directory.',
   ];
   // Issue 12's other figure: `hostvol df` of 100k files against du, and how it scales from 10k.

@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { Command } from 'commander';
+import { archiveInput } from '../archive/input';
 import { HostvolError, describe } from '../errors';
 import { abortOnSignal, collectOpt, progress } from './archive-support';
 import { adminCommand, driverName, humanBytes, refuseExisting, withAdmin, withDocker, type CommonFlags } from './common';
@@ -21,7 +22,7 @@ export function importCommand(): Command {
     .action(async (name: string, file: string, flags: Flags) => {
       if (Object.keys(flags.opt).length && !flags.create) throw new HostvolError('-o options apply to --create only');
       if (file === '-' && process.stdin.isTTY) throw new HostvolError('refusing to read an archive from a terminal; give a FILE or pipe one in');
-      const input: Readable = file === '-' ? process.stdin : fs.createReadStream(file);
+      const input: Readable = archiveInput(file);
       const total = file === '-' ? undefined : fs.statSync(file).size;
       await abortOnSignal((signal) =>
         withAdmin(flags, async (admin) => {

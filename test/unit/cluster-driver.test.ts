@@ -107,3 +107,24 @@ test('Mount, Unmount and Remove of a volume the watch has not brought yet read i
   expect((await call(1, '/VolumeDriver.Get', { Name: 'late' })).Volume.Status).toMatchObject({ options: { mode: '0750' }, mounts: 0 });
   expect(errOf(await call(1, '/VolumeDriver.Get', { Name: 'late-rm' }))).toBe('volume "late-rm" does not exist in hostvol');
 });
+
+// In a cluster the store rules on a Mount before anything is bound: another node may have removed the
+// volume since this node's table last heard. Bound first, the directory would be mounted (and a
+// container could be handed it) for a volume etcd no longer has, if only until the undo.
+test('a Mount etcd refuses (the volume was removed on another node) binds nothing, not even for a moment', async () => {
+  expect(errOf(await call(0, '/VolumeDriver.Create', { Name: 'gone-elsewhere' }))).toBe('');
+  await known(1, 'gone-elsewhere');
+  const release = await holdWatch(1, 'gone-elsewhere');
+  const driver: Driver = await nodes[1].daemon.ready;
+  const binds = [jest.spyOn(driver.deps.mounter, 'bind'), jest.spyOn(driver.deps.mounter, 'bindBeneath')];
+  try {
+    expect(errOf(await call(0, '/VolumeDriver.Remove', { Name: 'gone-elsewhere' }))).toBe('');
+    // node2's table still has it, ready: only etcd knows better.
+    expect(errOf(await call(1, '/VolumeDriver.Get', { Name: 'gone-elsewhere' }))).toBe('');
+    expect(errOf(await call(1, '/VolumeDriver.Mount', { Name: 'gone-elsewhere', ID: 'late' }))).not.toBe('');
+    for (const b of binds) expect(b).not.toHaveBeenCalled();
+  } finally {
+    binds.forEach((b) => b.mockRestore());
+    release();
+  }
+});
