@@ -48,11 +48,13 @@ test('the store becoming unreachable shows as stale, with why and since; reachab
   expect(views.of(v).status.stale).toBe('since 2026-12-02T05:00:00.000Z: etcd has no quorum');
   health = { available: false, reason: 'etcd unreachable', since: '2026-12-02T05:00:00.000Z' };
   expect(views.of(v).status.stale).toBe('since 2026-12-02T05:00:00.000Z: etcd unreachable');
+  health = { available: false, reason: 'etcd unreachable', since: '2026-12-02T05:07:00.000Z' }; // lost again, later
+  expect(views.of(v).status.stale).toBe('since 2026-12-02T05:07:00.000Z: etcd unreachable');
   health = { available: true };
   expect(views.of(v).status).not.toHaveProperty('stale');
 });
 
-test('new options, a new path or a new owner give a new view', () => {
+test('new options, a new path, a new owner or a new creation time give a new view', () => {
   const v = volume('changed');
   views.of(v);
   v.options = Object.freeze({ readOnly: true, label: 'z' });
@@ -61,6 +63,8 @@ test('new options, a new path or a new owner give a new view', () => {
   expect(views.of(v).status.path).toBe('/data/moved');
   v.createdBy = 'existing';
   expect(views.of(v).status).toMatchObject({ createdBy: 'existing', onRemove: 'keep' });
+  v.createdAt = '2026-12-02T00:00:00.000Z';
+  expect(views.of(v).createdAt).toBe('2026-12-02T00:00:00.000Z');
 });
 
 test('in a cluster the view names the node whose mounts it counts', () => {
