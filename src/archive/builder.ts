@@ -127,7 +127,7 @@ export class TreeBuilder {
         this.dirs.push(e);
         return;
       case 'file':
-        this.file = { fd: openAt(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600, shown(e.path)), e };
+        this.file = { fd: openAt(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600, () => shown(e.path)), e };
         return;
       case 'symlink':
         fs.symlinkSync(e.link, p);
@@ -217,7 +217,8 @@ export class TreeBuilder {
   }
 
   private finishInode(fd: number, e: Entry): void {
-    const what = shown(e.path);
+    // Named only on failure: this runs for every file of an import.
+    const what = () => shown(e.path);
     try {
       fs.fchownSync(fd, e.uid, e.gid);
       fs.fchmodSync(fd, e.mode);

@@ -3,6 +3,7 @@
 // reads in place (no buffer is allocated per chunk: see chunks.ts for what that cost); the stream is
 // read only as fast as the worker frees slots, so a fast sender waits for the disk.
 import { PassThrough, type Readable } from 'node:stream';
+import type { Worker } from 'node:worker_threads';
 import { CHUNK } from './chunks';
 import { decompressed } from './compress';
 import { replaceContent } from './staging';
@@ -15,10 +16,20 @@ export interface ImportResult {
   bytes: number;
 }
 
-/** Extracts the (decompressed) archive `input` into the empty directory reached by `root`. */
-export async function extractInto(root: string, input: Readable, signal?: AbortSignal): Promise<ImportResult> {
+/** An extract worker, started before it knows where to extract: see importArchive. */
+export interface Extractor {
+  w: Worker;
+  ring: SharedArrayBuffer;
+}
+
+export function startExtractor(): Extractor {
   const ring = new SharedArrayBuffer(SLOTS * CHUNK);
-  const w = startWorker({ op: 'extract', root, ring });
+  return { w: startWorker({ op: 'extract', ring }), ring };
+}
+
+/** Extracts the (decompressed) archive `input` into the empty directory reached by `root`. */
+export async function extractInto(root: string, input: Readable, signal?: AbortSignal, ex: Extractor = startExtractor()): Promise<ImportResult> {
+  const { w, ring } = ex;
   let inFlight = 0;
   let wake: (() => void) | null = null;
   let failure: Error | null = null;
@@ -34,6 +45,7 @@ export async function extractInto(root: string, input: Readable, signal?: AbortS
     w.on('exit', () => ((failure ??= result ? null : new Error('the extract worker stopped early')), resolve(), wake?.()));
   });
   const send = (m: ToWorker) => w.postMessage(m);
+  send({ t: 'root', root });
   const onAbort = () => {
     failure ??= new Error('import cancelled; nothing was imported');
     wake?.();
@@ -103,11 +115,19 @@ export async function extractInto(root: string, input: Readable, signal?: AbortS
  * Imports the archive `input` into the volume directory `target`: into an empty one, or, with
  * `force`, replacing what it holds. On any failure the volume is left exactly as it was.
  */
-export function importArchive(target: string, input: Readable, opts: { force?: boolean; what?: string; signal?: AbortSignal } = {}): Promise<ImportResult> {
+export async function importArchive(target: string, input: Readable, opts: { force?: boolean; what?: string; signal?: AbortSignal } = {}): Promise<ImportResult> {
   // Taken at once (it flows into a buffer that holds back when full): a child process's stdout left
   // unread while the staging directory is prepared would be drained and discarded by Node when the
   // child exits (child_process flushes unread stdio on exit).
   const held = input.pipe(new PassThrough({ highWaterMark: 1 << 20 }));
   input.on('error', (err) => held.destroy(err));
-  return replaceContent(target, { force: opts.force, what: opts.what ?? target }, (staging) => extractInto(staging, held, opts.signal));
+  // The worker starts (a thread, the decoder, koffi) while the staging directory is being made: one
+  // after the other, they were a tenth of a second of every import before its first byte was written.
+  const ex = startExtractor();
+  try {
+    return await replaceContent(target, { force: opts.force, what: opts.what ?? target }, (staging) => extractInto(staging, held, opts.signal, ex));
+  } finally {
+    // Gone already after a finished extract; still waiting for its root when staging failed.
+    await ex.w.terminate();
+  }
 }

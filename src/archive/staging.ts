@@ -10,10 +10,9 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConflictError } from '../errors';
-import { LOCK_EX, LOCK_NB, libc } from '../host/libc';
+import { LOCK_EX, LOCK_NB, RENAME_EXCHANGE, libc } from '../host/libc';
 import { removeEntry, type Dir } from '../host/tree';
 import { openChild, openRoot } from '../host/tree-dir';
-import { runJob } from './worker-host';
 
 /** A staging directory's name: `.<volume directory's name>.hostvol-<12 hex digits>`. */
 export const STAGING_NAME = /^\.(.+)\.hostvol-[0-9a-f]{12}$/s;
@@ -91,7 +90,10 @@ export async function replaceContent<T>(target: string, opts: StageOptions, fill
       const empty = await isEmpty(again).finally(() => again.close());
       if (!empty) throw new ConflictError(`${opts.what} gained content while it was being filled (${target}); nothing was changed`);
     }
-    await runJob({ op: 'exchange', dir: `/proc/self/fd/${parent.fd}`, a: Buffer.from(name), b: Buffer.from(base) });
+    // On the host worker already running (it took the staging lock): a worker of its own for this
+    // one call would cost a thread start, as long as the swap and its fsync together.
+    await libc('renameat2', `${target}: ${name} <-> ${base}`, parent.fd, name, parent.fd, base, RENAME_EXCHANGE);
+    await parent.sync();
     // The old tree now has the staging name; deleting it is all that is left.
     await removeEntry(parent, name);
     staged = false;

@@ -1,5 +1,5 @@
 // The libc calls an archive worker needs and Node lacks (SEEK_DATA/SEEK_HOLE, extended attributes,
-// mknodat, the *at calls with AT_SYMLINK_NOFOLLOW, utimensat with nanoseconds, renameat2), made
+// mknodat, the *at calls with AT_SYMLINK_NOFOLLOW, utimensat with nanoseconds), made
 // synchronously through koffi. Only archive workers load this: a synchronous call blocks its thread,
 // which is the point there (no thread-pool round trip per file) and would be a fault on the main
 // thread. errno is read right after each call, on the same thread.
@@ -9,7 +9,6 @@ import * as os from 'node:os';
 export const SEEK_DATA = 3;
 export const SEEK_HOLE = 4;
 export const AT_SYMLINK_NOFOLLOW = 0x100;
-export const RENAME_EXCHANGE = 2;
 const O_CLOEXEC = 0o2000000; // Node opens everything close-on-exec; a raw openat must ask
 const ENODATA = 61;
 const ERANGE = 34;
@@ -45,7 +44,6 @@ const PROTOS = {
   fchmodat: 'int fchmodat(int, const char*, uint32_t, int)',
   utimensat: 'int utimensat(int, const char*, const void*, int)',
   futimens: 'int futimens(int, const void*)',
-  renameat2: 'int renameat2(int, const char*, int, const char*, unsigned int)',
   openat: 'int openat(int, const char*, int, uint32_t)',
   close: 'int close(int)',
 };
@@ -53,7 +51,7 @@ const fns: Partial<Record<keyof typeof PROTOS, Fn>> = {};
 
 /**
  * Each function is declared on its first call: an export needs two or three of these, and declaring
- * all fifteen up front was a visible part of every archive worker's start (--cpu-prof of an empty export).
+ * them all up front was a visible part of every archive worker's start (--cpu-prof of an empty export).
  */
 function lib(name: keyof typeof PROTOS): Fn {
   if (!c) {
@@ -62,6 +60,11 @@ function lib(name: keyof typeof PROTOS): Fn {
     koffiErrno = () => koffi.errno();
   }
   return (fns[name] ??= c!.func(PROTOS[name]));
+}
+
+/** Loads libc and declares `names` now, ahead of the first call (while a worker waits for its input). */
+export function declare(...names: (keyof typeof PROTOS)[]): void {
+  for (const n of names) lib(n);
 }
 
 /** What a call was about, for its error: a thunk where naming it costs more than the call (per file in a walk). */
@@ -121,23 +124,23 @@ export function getXattr(fd: number, p: Buffer | null, name: string, what: What)
   }
 }
 
-export function setXattr(fd: number, p: Buffer | null, name: string, value: Buffer, what: string): void {
+export function setXattr(fd: number, p: Buffer | null, name: string, value: Buffer, what: What): void {
   const key = Buffer.from(`${name}\0`, 'latin1');
   const r = fd >= 0 ? lib('fsetxattr')(fd, key, value, value.length, 0) : lib('lsetxattr')(cstr(p!), key, value, value.length, 0);
   if (Number(r) < 0) fail(`setxattr ${name}`, what);
 }
 
-export function mknodAt(dirfd: number, name: Buffer, mode: number, dev: bigint, what: string): void {
+export function mknodAt(dirfd: number, name: Buffer, mode: number, dev: bigint, what: What): void {
   if (Number(lib('mknodat')(dirfd, cstr(name), mode, dev)) < 0) fail('mknod', what);
 }
 
 /** lchown of `name` in `dirfd` (the entry itself, a symlink is not followed). */
-export function chownAt(dirfd: number, name: Buffer, uid: number, gid: number, what: string): void {
+export function chownAt(dirfd: number, name: Buffer, uid: number, gid: number, what: What): void {
   if (Number(lib('fchownat')(dirfd, cstr(name), uid, gid, AT_SYMLINK_NOFOLLOW)) < 0) fail('chown', what);
 }
 
 /** chmod of `name` in `dirfd`; callers use it only on entries they just made that are not symlinks. */
-export function chmodAt(dirfd: number, name: Buffer, mode: number, what: string): void {
+export function chmodAt(dirfd: number, name: Buffer, mode: number, what: What): void {
   if (Number(lib('fchmodat')(dirfd, cstr(name), mode, 0)) < 0) fail('chmod', what);
 }
 
@@ -158,11 +161,11 @@ function times(ns: bigint): Buffer {
 }
 
 /** Sets atime and mtime to `ns` (nanoseconds since the epoch) on `name` in `dirfd`, not followed. */
-export function setTimesAt(dirfd: number, name: Buffer, ns: bigint, what: string): void {
+export function setTimesAt(dirfd: number, name: Buffer, ns: bigint, what: What): void {
   if (Number(lib('utimensat')(dirfd, cstr(name), times(ns), AT_SYMLINK_NOFOLLOW)) < 0) fail('utimensat', what);
 }
 
-export function setTimes(fd: number, ns: bigint, what: string): void {
+export function setTimes(fd: number, ns: bigint, what: What): void {
   if (Number(lib('futimens')(fd, times(ns))) < 0) fail('futimens', what);
 }
 
@@ -179,9 +182,4 @@ export function openAt(dirfd: number, name: Buffer, flags: number, mode: number,
 
 export function closeFd(fd: number): void {
   lib('close')(fd);
-}
-
-/** Swaps two entries atomically (renameat2 RENAME_EXCHANGE): both names always exist. */
-export function exchange(dirfd: number, a: Buffer, b: Buffer, what: string): void {
-  if (Number(lib('renameat2')(dirfd, cstr(a), dirfd, cstr(b), RENAME_EXCHANGE)) < 0) fail('renameat2', what);
 }

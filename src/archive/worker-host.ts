@@ -50,7 +50,7 @@ export function errorFrom(m: Extract<FromWorker, { t: 'error' }>): Error {
   return new HostvolError(m.message);
 }
 
-/** Runs a job that needs no streaming (clone, exchange) to its end. */
+/** Runs a job that needs no streaming (a clone) to its end. */
 export function runJob(job: Job): Promise<Extract<FromWorker, { t: 'done' }>> {
   const w = startWorker(job);
   return new Promise((resolve, reject) => {

@@ -1,4 +1,4 @@
-// The archive worker's program: one job per worker (export, extract, clone, exchange), all of its
+// The archive worker's program: one job per worker (export, extract, clone), all of its
 // disk work synchronous on this thread. Export output goes back in transferred 1 MiB chunks, at most
 // a few ahead of the reader (a shared counter the main thread lowers as it hands chunks on: the
 // worker waits on it, so a slow consumer slows the walk instead of filling memory). Extract input
@@ -8,7 +8,6 @@ import { CHUNK, ChunkWriter } from './chunks';
 import { ArchiveError } from './names';
 import { TarWriter } from './tar-writer';
 import { walkTree } from './walk';
-import * as fs from 'node:fs';
 import { SLOTS, CANCELLED, IN_FLIGHT, type FromWorker, type Job, type ToWorker } from './worker-protocol';
 
 /* eslint-disable @typescript-eslint/no-require-imports */
@@ -49,20 +48,29 @@ function runExport(job: Extract<Job, { op: 'export' }>): void {
 }
 
 function runExtract(job: Extract<Job, { op: 'extract' }>): void {
-  const builder = new (builderModule().TreeBuilder)(job.root);
-  const decoder = new (require('./tar-decode') as typeof import('./tar-decode')).TarDecoder(builder);
+  // Loaded while the main thread makes the staging directory, before the root arrives.
+  const { TreeBuilder } = builderModule();
+  const { TarDecoder } = require('./tar-decode') as typeof import('./tar-decode');
+  (require('./sys') as typeof import('./sys')).declare('openat', 'close', 'futimens');
+  let builder: import('./builder').TreeBuilder | null = null;
+  let decoder: import('./tar-decode').TarDecoder | null = null;
   parentPort!.on('message', (m: ToWorker) => {
     try {
+      if (m.t === 'root') {
+        builder = new TreeBuilder(m.root);
+        decoder = new TarDecoder(builder);
+        return;
+      }
       if (m.t === 'data') {
-        decoder.push(Buffer.from(job.ring, m.slot * CHUNK, m.len));
+        decoder!.push(Buffer.from(job.ring, m.slot * CHUNK, m.len));
         post({ t: 'ack' });
         return;
       }
-      decoder.finish();
-      builder.finish();
-      post({ t: 'done', entries: builder.stats.entries, bytes: builder.stats.bytes, warnings: [] });
+      decoder!.finish();
+      builder!.finish();
+      post({ t: 'done', entries: builder!.stats.entries, bytes: builder!.stats.bytes, warnings: [] });
     } catch (err) {
-      builder.close(true);
+      builder?.close(true);
       fail(err);
     }
     parentPort!.close();
@@ -88,23 +96,11 @@ function runClone(job: Extract<Job, { op: 'clone' }>): void {
   }
 }
 
-function runExchange(job: Extract<Job, { op: 'exchange' }>): void {
-  const dir = fs.openSync(job.dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-  try {
-    (require('./sys') as typeof import('./sys')).exchange(dir, Buffer.from(job.a), Buffer.from(job.b), `${job.dir}: ${Buffer.from(job.a).toString()} <-> ${Buffer.from(job.b).toString()}`);
-    fs.fsyncSync(dir);
-  } finally {
-    fs.closeSync(dir);
-  }
-  post({ t: 'done', entries: 0, bytes: 0, warnings: [] });
-}
-
 const job = workerData.job as Job;
 try {
   if (job.op === 'export') runExport(job);
   else if (job.op === 'extract') runExtract(job);
-  else if (job.op === 'clone') runClone(job);
-  else runExchange(job);
+  else runClone(job);
 } catch (err) {
   fail(err);
 }

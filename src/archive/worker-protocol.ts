@@ -2,9 +2,8 @@
 
 export type Job =
   | { op: 'export'; root: string; ctl: SharedArrayBuffer; ring: SharedArrayBuffer }
-  | { op: 'extract'; root: string; ring: SharedArrayBuffer }
-  | { op: 'clone'; src: string; dst: string }
-  | { op: 'exchange'; dir: string; a: Buffer; b: Buffer };
+  | { op: 'extract'; ring: SharedArrayBuffer }
+  | { op: 'clone'; src: string; dst: string };
 
 export type FromWorker =
   | { t: 'chunk'; slot: number; len: number }
@@ -12,8 +11,11 @@ export type FromWorker =
   | { t: 'done'; entries: number; bytes: number; warnings: string[] }
   | { t: 'error'; message: string; archive: boolean; code?: string };
 
-/** Extract input: `len` bytes in slot `slot` of the job's ring (CHUNK bytes a slot), acknowledged once used. */
-export type ToWorker = { t: 'data'; slot: number; len: number } | { t: 'end' };
+/**
+ * Extract input: first the directory to fill (the worker starts before it exists), then `len` bytes
+ * in slot `slot` of the job's ring (CHUNK bytes a slot), each acknowledged once used.
+ */
+export type ToWorker = { t: 'root'; root: string } | { t: 'data'; slot: number; len: number } | { t: 'end' };
 
 /** Slots of the export ring (CHUNK bytes each): chunks the worker may be ahead of the reader. */
 export const SLOTS = 8;

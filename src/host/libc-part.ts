@@ -1,5 +1,5 @@
 // The worker part that loads libc through koffi: the calls Node does not offer (mount(2), the new
-// mount API, extended attributes), each returning its result and the errno read on the same thread
+// mount API, extended attributes, renameat2), each returning its result and the errno read on the same thread
 // right after the call (errno is thread-local). Jobs use them through `h.call`; `libc` runs one alone.
 import type { WorkerHost } from './host-worker';
 
@@ -21,6 +21,7 @@ export function libcPart(h: WorkerHost): void {
     lgetxattr: lib.func('intptr_t lgetxattr(const char*, const char*, void*, size_t)'),
     llistxattr: lib.func('intptr_t llistxattr(const char*, char*, size_t)'),
     flock: lib.func('int flock(int, int)'),
+    renameat2: lib.func('int renameat2(int, const char*, int, const char*, unsigned int)'),
   };
   const ENODATA = 61;
   const ERANGE = 34;

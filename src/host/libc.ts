@@ -32,6 +32,7 @@ export const AT_RECURSIVE = 0x8000;
 export const MOVE_MOUNT_F_EMPTY_PATH = 0x4;
 export const MOUNT_ATTR_RDONLY = 0x1;
 export const XATTR_CREATE = 0x1;
+export const RENAME_EXCHANGE = 0x2;
 // <sys/file.h>
 export const LOCK_EX = 2;
 export const LOCK_NB = 4;
@@ -52,6 +53,8 @@ export interface Calls {
   llistxattr(path: string | Buffer): string[];
   /** flock(2) on an fd of this process: advisory, held until that fd is closed or the process dies. */
   flock(fd: number, op: number): number;
+  /** renameat2(2): with RENAME_EXCHANGE, swaps two names atomically. */
+  renameat2(oldDirfd: number, oldName: string | Buffer, newDirfd: number, newName: string | Buffer, flags: number): number;
 }
 export type CallName = keyof Calls;
 

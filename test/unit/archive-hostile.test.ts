@@ -148,6 +148,23 @@ describe('an existing volume', () => {
   });
   test('with --force and a bad archive keeps its old content', () =>
     refused(tar({ path: 'fine', kind: 'file', data: 'x' }, { path: '../evil', kind: 'file' }), /'\.\.' component/, volume({ old: 'old content' }), true));
+  test('leaves no thread behind, whether the import is refused, fails or succeeds', async () => {
+    // The extract worker starts before the volume is checked: a refusal must stop it too, or each
+    // refused import would keep a thread in the daemon for good.
+    const threads = () => fs.readdirSync('/proc/self/task').length;
+    const settled = async (want: number) => {
+      for (let i = 0; i < 100 && threads() !== want; i++) await new Promise((r) => setTimeout(r, 20));
+      return threads();
+    };
+    await importArchive(volume(), Readable.from([good()])); // the host worker's thread stays; count after it
+    const before = await settled(threads());
+    await expect(importArchive(volume({ old: 'old content' }), Readable.from([good()]))).rejects.toThrow(ConflictError);
+    expect(await settled(before)).toBe(before);
+    await expect(importArchive(volume(), Readable.from([tar({ path: '../evil', kind: 'file' })]))).rejects.toThrow(/'\.\.' component/);
+    expect(await settled(before)).toBe(before);
+    await importArchive(volume(), Readable.from([good()]));
+    expect(await settled(before)).toBe(before);
+  });
   test('an aborted import leaves it as it was', async () => {
     const dir = volume();
     const ac = new AbortController();
