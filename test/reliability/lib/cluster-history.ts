@@ -2,7 +2,8 @@
 // node, the volume, the Mount ID, when it was sent and when its answer came, and the answer (ok, Err,
 // or none: the node was killed). A Mount answered ok starts a *holding* (a container on that node
 // writes the volume) that ends when its Unmount is sent, or when the node is killed (dockerd and its
-// containers die with it, as in the issue's scenario). The checker finds:
+// containers die with it, as in the issue's scenario); a node killed before its Mount's answer was
+// read holds nothing. The checker finds:
 // - two holdings of a `Z` volume by different Mount IDs that overlap in time (two writers at once);
 // - a Remove answered ok while a holding of its volume lasted from before it was sent until after it
 //   was answered (removed while mounted).
@@ -62,7 +63,9 @@ export class History {
       const unmount = this.events
         .filter((e) => e.kind === 'unmount' && e.node === m.node && e.id === m.id && e.volume === m.volume && e.start >= m.end)
         .reduce((t, e) => Math.min(t, e.start), now);
-      const kill = this.kills.filter((k) => k.node === m.node && k.at >= m.end).reduce((t, k) => Math.min(t, k.at), now);
+      // From the Mount's sending: a node killed while it was in flight (its answer read after the kill
+      // was recorded) took the lease in a process that died with its containers; the holding is empty.
+      const kill = this.kills.filter((k) => k.node === m.node && k.at >= m.start).reduce((t, k) => Math.min(t, k.at), now);
       const to = Math.min(unmount, kill);
       // Logged when the node learns of it (its next keepalive answer), after etcd dropped the lease:
       // a loss logged shortly after the holding ended may still have cut it.
