@@ -8,7 +8,8 @@ async function main(): Promise<void> {
   const [op, dir] = process.argv.slice(2);
   // Only the side that runs is loaded, as in a daemon that has it loaded already.
   if (op === 'export') await require(path.join(REPO, 'dist/archive/export')).exportTo(dir, process.stdout);
-  // The input as `hostvol import` reads it (src/archive/input.ts): here stdin is the archive file.
+  // The input as `hostvol import` reads it (src/archive/input.ts): a pipe stays process.stdin, as the
+  // daemon's input is a stream; a file on stdin is read in 1 MiB pieces.
   else if (op === 'import') await require(path.join(REPO, 'dist/archive/import')).importArchive(dir, require(path.join(REPO, 'dist/archive/input')).archiveInput('-'));
   else throw new Error(`usage: archive-child export|import DIR (not ${op})`);
 }
