@@ -1,6 +1,7 @@
 // The worker part that loads libc through koffi: the calls Node does not offer (mount(2), the new
-// mount API, extended attributes, renameat2), each returning its result and the errno read on the same thread
-// right after the call (errno is thread-local). Jobs use them through `h.call`; `libc` runs one alone.
+// mount API, extended attributes, flock, renameat2), each returning its result and the errno read on
+// the same thread right after the call (errno is thread-local). Jobs use them through `h.call`;
+// `libc` runs one alone.
 import type { WorkerHost } from './host-worker';
 
 export function libcPart(h: WorkerHost): void {

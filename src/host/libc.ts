@@ -1,7 +1,7 @@
-// The few libc calls Node does not offer (mount(2) and the new mount API, extended attributes),
-// made through koffi on a host worker thread (libc-part.ts): a mount can block for as long as the
-// kernel likes, and the event loop must keep answering Get and List meanwhile. errno is thread-local,
-// so it is read on the worker right after the call and travels back with the result.
+// The few libc calls Node does not offer (mount(2) and the new mount API, extended attributes, flock,
+// renameat2), made through koffi on a host worker thread (libc-part.ts): a mount can block for as
+// long as the kernel likes, and the event loop must keep answering Get and List meanwhile. errno is
+// thread-local, so it is read on the worker right after the call and travels back with the result.
 import { JobFailure, runJob, stopWorkers } from './host-worker';
 
 /** A failed libc call, with the errno name (`ENOENT`, `EBUSY`, …) as Node's own fs errors carry it. */

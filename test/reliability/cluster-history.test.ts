@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TransportError } from './lib/client';
 import { HostvolCluster, errOf, waitFor } from './lib/cluster';
-import { History, violations, type Event, type Kind } from './lib/cluster-history';
+import { History, findViolations, timeline, violations, type Event, type Kind } from './lib/cluster-history';
 import { Invariants, Rng, pick, recordFigures, seed } from './lib/figures';
 import { requireBuild, sleep } from './lib/serve';
 
@@ -58,6 +58,8 @@ test('the checker finds two Z writers at once and a Remove while mounted', () =>
   after.killed(2, 5);
   after.record(ev(0, 'remove', 3, 4));
   expect(violations(after, isZ)).toEqual(['volume "z0" removed by node1 [3, 4] while node3/c held it [2, 5)']);
+  // A failure's message shows what happened around it, in time order.
+  expect(timeline(after, findViolations(after, isZ)[0])).toEqual(['[0, 2] node3 mount c: ok', '[3, 4] node1 remove: ok', '5 node3 killed']);
 });
 
 test(`${OPS}+ randomised operations on 3 nodes with ${CHAOS}+ node and etcd member kills: no two Z writers, no Remove while mounted`, async () => {
@@ -171,7 +173,9 @@ test(`${OPS}+ randomised operations on 3 nodes with ${CHAOS}+ node and etcd memb
 
     for (let i = 0; i < 3; i++) for (const at of c.leaseLosses(i)) h.leaseLost(i, at);
     const cutOff = h.holdings().filter((x) => x.leaseLostAt !== undefined).length;
-    for (const v of violations(h, isZ)) inv.check(false, v);
+    const found = findViolations(h, isZ);
+    for (const v of found) inv.check(false, v.text);
+    if (found.length) process.stderr.write(`around the first violation (${found[0].text}):\n${timeline(h, found[0]).join('\n')}\n`);
     const count = (kind: Kind, outcome: Event['outcome']) => h.events.filter((e) => e.kind === kind && e.outcome === outcome).length;
     // The run did something: mounts were granted and refused, volumes created and removed.
     inv.check(count('mount', 'ok') > 0 && count('create', 'ok') > 0 && count('remove', 'ok') > 0, 'the workload never mounted, created or removed');

@@ -76,9 +76,21 @@ export class History {
   }
 }
 
+export interface Violation {
+  text: string;
+  volume: string;
+  /** The span it concerns: the holdings and the Remove involved. */
+  from: number;
+  to: number;
+}
+
 /** Every violation in the history, one sentence each. `exclusive(v)`: whether v was created with Z. */
 export function violations(h: History, exclusive: (volume: string) => boolean): string[] {
-  const out: string[] = [];
+  return findViolations(h, exclusive).map((v) => v.text);
+}
+
+export function findViolations(h: History, exclusive: (volume: string) => boolean): Violation[] {
+  const out: Violation[] = [];
   const holdings = h.holdings().filter((x) => x.leaseLostAt === undefined);
   const byVolume = new Map<string, Holding[]>();
   for (const x of holdings) byVolume.set(x.volume, [...(byVolume.get(x.volume) ?? []), x]);
@@ -89,16 +101,35 @@ export function violations(h: History, exclusive: (volume: string) => boolean): 
       for (let j = i + 1; j < sorted.length && sorted[j].from < sorted[i].to; j++) {
         const [a, b] = [sorted[i], sorted[j]];
         if (a.node === b.node && a.id === b.id) continue;
-        out.push(`two writers of Z volume "${volume}": node${a.node + 1}/${a.id} [${a.from}, ${a.to}) and node${b.node + 1}/${b.id} [${b.from}, ${b.to})`);
+        const text = `two writers of Z volume "${volume}": node${a.node + 1}/${a.id} [${a.from}, ${a.to}) and node${b.node + 1}/${b.id} [${b.from}, ${b.to})`;
+        out.push({ text, volume, from: a.from, to: Math.max(a.to, b.to) });
       }
     }
   }
   for (const r of h.events.filter((e) => e.kind === 'remove' && e.outcome === 'ok')) {
     for (const x of byVolume.get(r.volume) ?? []) {
       if (x.from < r.start && x.to > r.end) {
-        out.push(`volume "${r.volume}" removed by node${r.node + 1} [${r.start}, ${r.end}] while node${x.node + 1}/${x.id} held it [${x.from}, ${x.to})`);
+        const text = `volume "${r.volume}" removed by node${r.node + 1} [${r.start}, ${r.end}] while node${x.node + 1}/${x.id} held it [${x.from}, ${x.to})`;
+        out.push({ text, volume: r.volume, from: x.from, to: Math.max(x.to, r.end) });
       }
     }
   }
   return out;
+}
+
+/**
+ * What happened around a violation, one line each, in time order: every request on its volume, every
+ * node kill and every lease loss a node logged, from `marginMs` before to `marginMs` after. A failed
+ * run's message carries it, so the log alone tells a product bug from a checker bug.
+ */
+export function timeline(h: History, v: Violation, marginMs = 5000): string[] {
+  const [lo, hi] = [v.from - marginMs, v.to + marginMs];
+  const rows: [number, string][] = [];
+  for (const e of h.events) {
+    if (e.volume !== v.volume || e.end < lo || e.start > hi) continue;
+    rows.push([e.start, `[${e.start}, ${e.end}] node${e.node + 1} ${e.kind}${e.id ? ` ${e.id}` : ''}: ${e.outcome}${e.err ? ` (${e.err})` : ''}`]);
+  }
+  for (const k of h.kills) if (k.at >= lo && k.at <= hi) rows.push([k.at, `${k.at} node${k.node + 1} killed`]);
+  for (const l of h.leaseLosses) if (l.at >= lo && l.at <= hi) rows.push([l.at, `${l.at} node${l.node + 1} logged its etcd lease lost`]);
+  return rows.sort((a, b) => a[0] - b[0]).map((r) => r[1]);
 }
