@@ -26,10 +26,10 @@ let sb: Sandbox;
 let cfg: ServeConfig;
 let dirs: CrashDirs;
 
-beforeAll(() => {
-  requireBuild();
-  sb = new Sandbox('crash');
-  dirs = {
+/** A sandbox for one hostvol: its data root, the allowed roots (allow/pre made by the test), decoys outside. */
+function crashSandbox(tag: string): { sb: Sandbox; dirs: CrashDirs; cfg: ServeConfig } {
+  const sb = new Sandbox(tag);
+  const dirs = {
     data: sb.dir('data'),
     allowNew: sb.path('allow', 'new'),
     allowPre: sb.dir('allow', 'pre'),
@@ -37,7 +37,7 @@ beforeAll(() => {
     outside: sb.dir('outside'),
   };
   plantDecoys(dirs.outside);
-  cfg = {
+  const cfg = {
     socket: sb.path('run', 'hostvol.sock'),
     dataRoot: dirs.data,
     stateDir: sb.path('state'),
@@ -45,9 +45,39 @@ beforeAll(() => {
     bootIdFile: sb.bootId(),
     logFile: sb.path('hostvol.log'),
   };
+  return { sb, dirs, cfg };
+}
+
+beforeAll(() => {
+  requireBuild();
+  ({ sb, dirs, cfg } = crashSandbox('crash'));
 });
 
 afterAll(() => sb?.cleanup());
+
+test(`the check after a restart walks the test's own allow/pre, empty or not, and flags what hostvol left in it`, async () => {
+  const own = crashSandbox('crash-check');
+  const inv = new Invariants();
+  const model = new CrashModel(own.dirs, inv);
+  const serve = await Serve.start(own.cfg);
+  try {
+    // A pre-delete volume removed: its directory goes, and allow/pre is left empty.
+    model.makePre('w');
+    model.expectReply(await serve.client.create('w', model.flavorOpts('w', 'pre-delete')), true, 'Create w');
+    model.created('w', 'pre-delete', true);
+    model.expectReply(await serve.client.remove('w'), true, 'Remove w');
+    model.removed('w');
+    const check = () => verifyAfterRestart(model, serve, undefined, undefined, 'check', own.sb.root, own.sb.path('allow'));
+    await check();
+    expect(inv.violations).toEqual([]);
+    fs.mkdirSync(path.join(own.dirs.allowPre, 'stray'));
+    await check();
+    expect(inv.violations).toEqual([`check: directory ${path.join(own.dirs.allowPre, 'stray')} exists without a volume record`]);
+  } finally {
+    await serve.kill();
+    own.sb.cleanup();
+  }
+});
 
 test(`crash consistency: ${KILLS} SIGKILLs at random moments (seed ${SEED})`, async () => {
   const started = Date.now();
