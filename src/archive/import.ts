@@ -8,7 +8,7 @@ import { CHUNK } from './chunks';
 import { decompressed } from './compress';
 import { replaceContent } from './staging';
 import { errorFrom, startWorker } from './worker-host';
-import { SLOTS, type FromWorker, type ToWorker } from './worker-protocol';
+import { EXTRACT_SLOTS, type FromWorker, type ToWorker } from './worker-protocol';
 
 export interface ImportResult {
   entries: number;
@@ -23,7 +23,7 @@ export interface Extractor {
 }
 
 export function startExtractor(): Extractor {
-  const ring = new SharedArrayBuffer(SLOTS * CHUNK);
+  const ring = new SharedArrayBuffer(EXTRACT_SLOTS * CHUNK);
   return { w: startWorker({ op: 'extract', ring }), ring };
 }
 
@@ -53,9 +53,9 @@ export async function extractInto(root: string, input: Readable, signal?: AbortS
   signal?.addEventListener('abort', onAbort);
   if (signal?.aborted) onAbort();
   try {
-    // Slots are posted in order and freed in order: with fewer than SLOTS in flight, the current
-    // one is free. Chunks come by 'data' events (an async iterator would join buffered chunks into
-    // fresh buffers); the source is paused while the ring is full and resumed on an ack.
+    // Slots are posted in order and freed in order: with fewer than EXTRACT_SLOTS in flight, the
+    // current one is free. Chunks come by 'data' events (an async iterator would join buffered chunks
+    // into fresh buffers); the source is paused while the ring is full and resumed on an ack.
     const src = await decompressed(input);
     const view = Buffer.from(ring);
     let slot = 0;
@@ -65,12 +65,12 @@ export async function extractInto(root: string, input: Readable, signal?: AbortS
       if (!used) return;
       inFlight++;
       send({ t: 'data', slot, len: used });
-      slot = (slot + 1) % SLOTS;
+      slot = (slot + 1) % EXTRACT_SLOTS;
       used = 0;
     };
     const pump = () => {
       while (waiting.length && !failure) {
-        if (inFlight >= SLOTS) return src.pause();
+        if (inFlight >= EXTRACT_SLOTS) return src.pause();
         const c = waiting[0];
         const n = Math.min(c.length, CHUNK - used);
         c.copy(view, slot * CHUNK + used, 0, n);
