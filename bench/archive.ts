@@ -57,18 +57,23 @@ function timed(cmd: string, args: string[], input: string | null, pipe = false):
     const stdin = feeder ? feeder.stdout! : input ? fs.openSync(input, 'r') : 'ignore';
     const child = spawn(cmd, args, { stdio: [stdin, 'pipe', 'pipe'] });
     if (typeof stdin === 'number') fs.closeSync(stdin);
-    feeder?.on('error', reject);
+    // The command holds its own copy of the pipe's read end. Ours goes: left open, it would keep cat
+    // blocked on a pipe nobody reads if the command died early.
+    feeder?.stdout!.destroy();
     let out = 0;
     let err = '';
     child.stdout!.on('data', (b: Buffer) => (out += b.length));
     child.stderr!.on('data', (b: Buffer) => (err += b));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const s = (performance.now() - began) / 1000;
+    const ended = (p: ReturnType<typeof spawn>, event: 'close' | 'exit') =>
+      new Promise<number | null>((res, rej) => p.on('error', rej).on(event, (code) => res(code)));
+    // Timed to the end of the command; cat, whose last write the command read, is waited for after
+    // (its exit: its stdout is the command's now, so ours never closes).
+    const done = ended(child, 'close').then((code) => ({ code, s: (performance.now() - began) / 1000 }));
+    Promise.all([done, feeder ? ended(feeder, 'exit') : 0]).then(([{ code, s }, fed]) => {
       if (code !== 0) reject(new Error(`${cmd} ${args.join(' ')} failed (${code}): ${err.trim()}`));
-      else if (feeder && feeder.exitCode !== 0) reject(new Error(`cat ${input} did not finish feeding ${cmd} (${feeder.exitCode})`));
+      else if (fed !== 0) reject(new Error(`cat ${input} did not finish feeding ${cmd} (exit ${fed})`));
       else resolve({ s, out });
-    });
+    }, reject);
   });
 }
 
