@@ -17,18 +17,18 @@ export interface ImportResult {
 }
 
 /** An extract worker, started before it knows where to extract: see importArchive. */
-export interface Extractor {
+interface Extractor {
   w: Worker;
   ring: SharedArrayBuffer;
 }
 
-export function startExtractor(): Extractor {
+function startExtractor(): Extractor {
   const ring = new SharedArrayBuffer(EXTRACT_SLOTS * CHUNK);
   return { w: startWorker({ op: 'extract', ring }), ring };
 }
 
-/** Extracts the (decompressed) archive `input` into the empty directory reached by `root`. */
-export async function extractInto(root: string, input: Readable, signal?: AbortSignal, ex: Extractor = startExtractor()): Promise<ImportResult> {
+/** Extracts the (decompressed) archive `input` with `ex` into the empty directory reached by `root`. */
+async function extractInto(ex: Extractor, root: string, input: Readable, signal?: AbortSignal): Promise<ImportResult> {
   const { w, ring } = ex;
   let inFlight = 0;
   let wake: (() => void) | null = null;
@@ -125,7 +125,7 @@ export async function importArchive(target: string, input: Readable, opts: { for
   // after the other, they were a tenth of a second of every import before its first byte was written.
   const ex = startExtractor();
   try {
-    return await replaceContent(target, { force: opts.force, what: opts.what ?? target }, (staging) => extractInto(staging, held, opts.signal, ex));
+    return await replaceContent(target, { force: opts.force, what: opts.what ?? target }, (staging) => extractInto(ex, staging, held, opts.signal));
   } finally {
     // Gone already after a finished extract; still waiting for its root when staging failed.
     await ex.w.terminate();
